@@ -1,0 +1,369 @@
+"""``python -m builder``: generate data, train tiers, evaluate, predict, build the default bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from runtime_py import Router
+from runtime_py.errors import IntentKitError
+
+from . import paths
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _char_range(value: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = value.partition("-")
+        pair = (int(lo), int(hi or lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO-HI such as 2-5, got {value!r}") from None
+    if not 1 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= LO <= HI, got {value!r}")
+    return pair
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}")
+    return number
+
+
+def _positive(kind: type) -> Any:
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {value!r}") from None
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {value!r}")
+        return number
+
+    return parse
+
+
+# ---------------------------------------------------------------- data
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .datasets import write_splits
+    from .generate import GenerateOptions, generate
+    from .templates import load_templates
+
+    templates = load_templates(args.templates)
+    options = GenerateOptions.from_env(size=args.size, seed=args.seed, max_combos=args.max_combos)
+    _log(f"generating {options.size:,} utterances from {templates.path} (seed {options.seed}, <= {options.max_combos} combinations per template)")
+    splits, report = generate(templates, options, progress=_log)
+    if report.conflicts:
+        _log(f"dropped {report.conflicts:,} utterances that two intents both produce")
+    for intent, missing in report.short.items():
+        _log(f"warning: {intent} has only {report.per_intent[intent]:,} distinct utterances ({missing:,} short of its share)")
+    write_splits(args.out, splits, {"slots.json": templates.slot_spec(), "generation.json": _generation_info(templates, options, report)})
+    _log(f"wrote {args.out}/: " + ", ".join(f"{name} {len(rows):,}" for name, rows in splits.items()))
+    return 0
+
+
+def _generation_info(templates: Any, options: Any, report: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"templates": str(templates.path), "name": templates.name, "options": asdict(options), "report": asdict(report)}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .datasets import import_files, stratified_split, write_splits
+
+    examples, report = import_files(args.sources)
+    if not examples:
+        raise IntentKitError(f"no usable rows in {', '.join(map(str, args.sources))}")
+    _log(
+        f"read {report.read:,} rows: kept {report.kept:,}, skipped {report.failed_executions:,} failed executions, "
+        f"{report.empty:,} empty, {report.duplicates:,} duplicates; {report.conflicts:,} texts had conflicting labels (majority kept)"
+    )
+    splits = stratified_split(examples, args.seed, (0.8, 0.1, 0.1))
+    extra = {"slots.json": json.loads(Path(args.slots).read_text())} if args.slots else None
+    write_splits(args.out, splits, extra)
+    _log(f"wrote {args.out}/: " + ", ".join(f"{name} {len(rows):,}" for name, rows in splits.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- training
+
+
+def _bow_options(args: argparse.Namespace) -> Any:
+    from .train_bow import BowOptions
+
+    return BowOptions(
+        max_vocab=args.max_vocab,
+        ngram_max=args.ngram_max,
+        char_ngrams=args.char_ngrams,
+        max_char_vocab=args.max_char_vocab,
+        min_count=args.min_count,
+        tf=args.tf,
+        idf=args.idf,
+        norm=args.norm,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        class_weights=args.class_weights,
+        label_smoothing=args.label_smoothing,
+        seed=args.seed,
+    )
+
+
+def train_bow_into_bundle(data: Path, out: Path, options: Any, replace: bool = False, progress: bool = True) -> Any:
+    from .bundle_writer import open_bundle
+    from .datasets import read_splits
+    from .train_bow import train_bow
+
+    splits = read_splits(data, options.seed)
+    _log(f"training the bag-of-words tier on {data}: " + ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
+    result = train_bow(splits, options, log=_log, progress=progress)
+    slots_file = data / "slots.json"
+    with open_bundle(out, replace=replace) as draft:
+        draft.write_json("bow.json", result.model)
+        summary = {name: {k: m[k] for k in ("n", "accuracy", "macro_f1", "ece_uncalibrated", "ece") if k in m} for name, m in result.metrics.items()}
+        draft.set_tier("bow", "bow", {"model": "bow.json"}, result.labels, metrics=summary)
+        if slots_file.exists():
+            draft.set_slots(json.loads(slots_file.read_text(encoding="utf-8")))
+    _log(f"best epoch {result.best_epoch}, temperature {result.temperature:.3f}, {result.seconds:.1f} s")
+    for name, m in result.metrics.items():
+        _log(f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}")
+    _log(f"wrote {out}/ (bow.json {(out / 'bow.json').stat().st_size / 1024:.0f} KiB)")
+    return result
+
+
+def cmd_train_bow(args: argparse.Namespace) -> int:
+    train_bow_into_bundle(Path(args.data), Path(args.out), _bow_options(args), replace=args.replace, progress=not args.quiet)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .generate import GenerateOptions, generate
+    from .datasets import write_splits
+    from .templates import load_templates
+    from .train_bow import BowOptions
+
+    out = Path(args.out) if args.out else paths.default_bundle()
+    if args.if_missing:
+        router = Router.from_bundle(out)
+        if router.tiers and not router.problems:
+            _log(f"{out} is ready ({', '.join(t.name for t in router.tiers)}); nothing to build")
+            return 0
+        if router.problems and (out / "manifest.json").exists():
+            _log(f"{out} needs a rebuild: {router.problems[0]['error']}")
+    templates = load_templates(args.templates)
+    options = GenerateOptions.from_env(seed=args.seed)
+    data = Path(args.data) if args.data else paths.DEFAULT_DATA
+    _log(f"[1/2] generating {options.size:,} utterances from {templates.path}")
+    splits, _ = generate(templates, options)
+    write_splits(data, splits, {"slots.json": templates.slot_spec()})
+    _log(f"[2/2] training the bag-of-words tier")
+    train_bow_into_bundle(data, out, BowOptions(seed=args.seed), replace=True, progress=not args.quiet)
+    return 0
+
+
+# ---------------------------------------------------------------- using a bundle
+
+
+def _router_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in ("threshold", "handoff_threshold", "margin"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    if getattr(args, "force", False):
+        options["force"] = True
+    return options
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import read_jsonl
+    from .evaluate import evaluate, format_report
+
+    rows = read_jsonl(args.data)
+    report = evaluate(args.bundle, rows, args.tier, **_router_options(args))
+    print(format_report(report, f"{args.bundle} on {args.data} (tier: {report['tier']})"))
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def _format_result(text: str, result: Any) -> str:
+    conf = f"{result.confidence:.3f}" if result.confidence is not None else "-"
+    lines = [f"text      {text!r}", f"intent    {result.intent}  (confidence {conf}, tier {result.tier or '-'}, {result.reason}, {result.latency_ms:.2f} ms)"]
+    if result.ranking:
+        lines.append("ranking   " + "  ".join(f"{label} {p:.3f}" for label, p in result.ranking[:5]))
+    slots = ", ".join(f"{k}={'/'.join(v)}" for k, v in result.slots.items())
+    lines.append(f"slots     {slots or '-'}" + (f"   missing: {', '.join(result.missing_slots)}" if result.missing_slots else ""))
+    for r in result.tiers:
+        detail = f"{r.label} {r.confidence:.3f} (margin {r.margin:.3f}, threshold {r.threshold:.2f})" if r.label else r.error
+        lines.append(f"tier      {r.tier}: {detail} -> {r.reason}")
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    router = Router.from_bundle(args.bundle, strict=True, **_router_options(args))
+    texts = list(args.text) if args.text != ["-"] else [line.rstrip("\n") for line in sys.stdin]
+    for text in texts:
+        result = router.classify(text)
+        print(json.dumps({"text": text, **result.to_dict()}) if args.json else _format_result(text, result) + "\n")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = Router.from_bundle(args.bundle).status()
+    print(json.dumps(status, indent=2))
+    return 0 if status["ready"] and not status["problems"] else 1
+
+
+DEMO_UTTERANCES = [
+    "how is my portfolio doing this year",
+    "how many shares of AAPL do I own",
+    "whats the price of nvda",
+    "move 500 dollars into my roth ira",
+    "what is an index fund",
+    "what's the weather like tomorrow",
+]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
+    build_args = argparse.Namespace(out=str(bundle), if_missing=True, templates=None, data=None, seed=7, quiet=False)
+    cmd_build(build_args)
+    router = Router.from_bundle(bundle, strict=True)
+    for text in DEMO_UTTERANCES:
+        print(_format_result(text, router.classify(text)) + "\n")
+    if sys.stdin.isatty():
+        print("Type an utterance (empty line or Ctrl-D to quit).")
+        while True:
+            try:
+                text = input("> ")
+            except EOFError:
+                break
+            if not text.strip():
+                break
+            try:
+                print(_format_result(text, router.classify(text)) + "\n")
+            except IntentKitError as exc:
+                print(f"error: {exc}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="synthetic train/val/test JSONL from a templates file")
+    p.add_argument("--templates", help="templates JSON (default: models/templates/finance.json)")
+    p.add_argument("--size", type=_positive(int), help="target number of utterances (default: $INTENT_DATASET_SIZE or 25000)")
+    p.add_argument("--seed", type=int, help="random seed (default 7)")
+    p.add_argument("--max-combos", type=_positive(int), help="slot combinations per template (default: $INTENT_MAX_COMBOS or 200)")
+    p.add_argument("--out", required=True, help="folder for train.jsonl, val.jsonl, test.jsonl")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("import", help="CSV / JSONL / production logs -> train/val/test JSONL")
+    p.add_argument("--from", dest="sources", action="append", required=True, metavar="FILE",
+                   help="CSV with text,intent; JSONL with text,intent; or logs with raw_input,intent,execution_success (repeatable)")
+    p.add_argument("--out", required=True, help="folder for train.jsonl, val.jsonl, test.jsonl")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--slots", help="slots.json to copy into the folder (slot values for extraction)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("train-bow", help="train the bag-of-words tier into a bundle")
+    p.add_argument("--data", required=True, help="folder with train.jsonl (val.jsonl, test.jsonl optional)")
+    p.add_argument("--out", required=True, help="bundle folder (created, or its bow tier replaced)")
+    p.add_argument("--replace", action="store_true", help="start a new bundle instead of updating the existing one")
+    g = p.add_argument_group("features")
+    g.add_argument("--max-vocab", type=_positive(int), default=6000, help="word n-gram features kept, by count (6000)")
+    g.add_argument("--ngram-max", type=_positive(int), default=2, help="longest word n-gram (2)")
+    g.add_argument("--char-ngrams", type=_char_range, metavar="LO-HI", help="also character n-grams within words, e.g. 2-5")
+    g.add_argument("--max-char-vocab", type=_positive(int), default=20000, help="character n-gram features kept (20000)")
+    g.add_argument("--min-count", type=_positive(int), default=1, help="drop features seen fewer times (1)")
+    g.add_argument("--tf", choices=["count", "log", "binary"], default="count", help="feature values (count)")
+    g.add_argument("--idf", action="store_true", help="multiply by inverse document frequency")
+    g.add_argument("--norm", choices=["l2"], help="normalise each vector")
+    g.add_argument("--tfidf", action="store_true", help="shorthand for --tf log --idf --norm l2")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=_positive(int), default=12)
+    g.add_argument("--batch-size", type=_positive(int), default=32)
+    g.add_argument("--lr", type=_positive(float), default=1e-2)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--class-weights", action="store_true", help="weight the loss by inverse intent frequency")
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--seed", type=int, default=7)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train_bow)
+
+    p = sub.add_parser("build", help="the default build: generate the finance data and train the bundle")
+    p.add_argument("--out", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
+    p.add_argument("--templates", help="templates JSON (default: models/templates/finance.json)")
+    p.add_argument("--data", help="where the generated data goes (default: models/data/finance)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle loads cleanly")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_build)
+
+    def bundle_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bundle", default=str(paths.default_bundle()), help="bundle folder (default: %(default)s)")
+
+    def routing_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threshold", type=_probability, help="confidence the last tier needs (default 0.6)")
+        p.add_argument("--handoff-threshold", type=_probability, help="confidence earlier tiers need (default 0.75)")
+        p.add_argument("--margin", type=_probability, help="top-2 gap below which a tier is ambiguous (default 0.1)")
+        p.add_argument("--force", action="store_true", help="accept the last tier's answer whatever its confidence")
+
+    p = sub.add_parser("eval", help="evaluate a bundle on {text,intent} JSONL")
+    bundle_arg(p)
+    p.add_argument("--data", required=True, help="JSONL with text and intent")
+    p.add_argument("--tier", help="a tier name, or 'cascade' for the routed answer (default: the last tier)")
+    p.add_argument("--json", action="store_true", help="also print the report as one JSON line (last line)")
+    routing_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="route text through a bundle and print the result")
+    bundle_arg(p)
+    p.add_argument("text", nargs="+", help="utterances ('-' reads one per line from stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    routing_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("status", help="what a bundle provides and whether every file checks out")
+    bundle_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="build the default bundle if needed, then classify examples (and typed text)")
+    p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "tfidf", False):
+        args.tf, args.idf, args.norm = "log", True, "l2"
+    try:
+        return args.func(args)
+    except IntentKitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,109 @@
+"""``builder eval``: accuracy, macro-F1, per-intent P/R, confusions, ECE before/after temperature."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtime_py import Router
+
+from .datasets import Example
+from .errors import BuildError
+from .metrics import classification_report, expected_calibration_error
+from .train_bow import evaluate_logits
+
+CASCADE = "cascade"
+
+
+def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> dict[str, Any]:
+    tier = next((t for t in router.tiers if t.name == tier_name), None)
+    if tier is None:
+        raise BuildError(f"no loaded tier {tier_name!r}; the bundle has {[t.name for t in router.tiers]}")
+    index = {label: i for i, label in enumerate(tier.labels)}
+    times = []
+    logits = np.zeros((len(rows), len(tier.labels)))
+    for i, row in enumerate(rows):
+        start = time.perf_counter()
+        logits[i] = tier.logits(row.text)
+        times.append(time.perf_counter() - start)
+    targets = np.asarray([index.get(r.intent, -1) for r in rows])
+    report = evaluate_logits(logits, targets, tier.labels, tier.temperature)
+    report.update(tier=tier_name, latency_ms_median=statistics.median(times) * 1000 if times else None)
+    return report
+
+
+def evaluate_cascade(router: Router, rows: Sequence[Example]) -> dict[str, Any]:
+    """Route every row; "clarify" counts as wrong for accuracy, coverage is the answered share."""
+    labels = sorted({r.intent for r in rows} | set(router.status()["labels"]) | {router.fallback_intent})
+    index = {label: i for i, label in enumerate(labels)}
+    preds, confidences, answered, times = [], [], [], []
+    by_tier: dict[str, int] = {}
+    for row in rows:
+        result = router.classify(row.text)
+        preds.append(index.get(result.intent, index[router.fallback_intent]))
+        confidences.append(result.confidence or 0.0)
+        answered.append(result.tier is not None)
+        times.append(result.latency_ms)
+        key = result.tier or router.fallback_intent
+        by_tier[key] = by_tier.get(key, 0) + 1
+    targets = np.asarray([index[r.intent] for r in rows])
+    preds_arr, answered_arr = np.asarray(preds), np.asarray(answered, dtype=bool)
+    report = classification_report(preds_arr, targets, labels)
+    correct = preds_arr == targets
+    # ECE of the answers given: does a stated confidence p come true p of the time?
+    conf = np.asarray(confidences)[answered_arr]
+    pseudo = np.stack([conf, 1 - conf], axis=1)
+    ece = expected_calibration_error(pseudo, np.where(correct[answered_arr], 0, 1)) if answered_arr.any() else 0.0
+    report.update(
+        tier=CASCADE,
+        coverage=float(answered_arr.mean()) if len(rows) else 0.0,
+        selective_accuracy=float(correct[answered_arr].mean()) if answered_arr.any() else 0.0,
+        answered_by=by_tier,
+        ece=ece,
+        latency_ms_median=statistics.median(times) if times else None,
+    )
+    return report
+
+
+def evaluate(bundle: str | Path, rows: Sequence[Example], tier: str | None = None, **router_options: Any) -> dict[str, Any]:
+    if not rows:
+        raise BuildError("the evaluation data has no rows")
+    router = Router.from_bundle(bundle, strict=True, **router_options)
+    if not router.tiers:
+        raise BuildError(f"{bundle}: no tier could be loaded")
+    if tier == CASCADE:
+        return evaluate_cascade(router, rows)
+    return evaluate_tier(router, tier or router.tiers[-1].name, rows)
+
+
+def format_report(report: dict[str, Any], title: str) -> str:
+    lines = [title, ""]
+    lines.append(f"  rows               {report['n']:,}")
+    lines.append(f"  accuracy           {report['accuracy']:.4f}")
+    lines.append(f"  macro-F1           {report['macro_f1']:.4f}")
+    if report.get("tier") == CASCADE:
+        lines.append(f"  coverage           {report['coverage']:.4f}  (answered without '{'clarify'}')")
+        lines.append(f"  selective accuracy {report['selective_accuracy']:.4f}  (accuracy of the answers given)")
+        lines.append(f"  answered by        {', '.join(f'{k}: {v:,}' for k, v in sorted(report['answered_by'].items()))}")
+        lines.append(f"  ECE of answers     {report['ece']:.4f}")
+    else:
+        lines.append(
+            f"  ECE (15 bins)      {report['ece_uncalibrated']:.4f} before -> {report['ece']:.4f} after temperature (T = {report['temperature']:.3f})"
+        )
+        if report.get("unknown_intents"):
+            lines.append(f"  unknown intents    {report['unknown_intents']:,} rows have an intent the model does not know (counted wrong)")
+    if report.get("latency_ms_median") is not None:
+        lines.append(f"  median latency     {report['latency_ms_median'] * 1000:.1f} us per utterance")
+    lines += ["", f"  {'intent':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for intent, m in report["per_intent"].items():
+        if m["support"] or m["precision"]:
+            lines.append(f"  {intent:<24}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10,}")
+    if report["confusions"]:
+        lines += ["", "  most frequent confusions (true -> predicted: count)"]
+        for c in report["confusions"][:10]:
+            lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']}")
+    return "\n".join(lines)

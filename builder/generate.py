@@ -1,0 +1,231 @@
+"""Synthetic training data from templates (BRIEF section 3), deterministic for a given seed.
+
+Every template is expanded with slot combinations (capped per template), each expansion gets
+variants (lower-case, punctuation stripped, a typo), some get a random prefix and/or suffix;
+then each intent draws its share of the target size round-robin across its templates, so a
+slot-rich template cannot drown out the plain phrasings, and the rows are split 80/10/10 per intent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .datasets import Example
+from .errors import BuildError
+from .templates import PLACEHOLDER, Templates, placeholders
+
+DEFAULT_SIZE = 25_000
+DEFAULT_MAX_COMBOS = 200
+DEFAULT_SEED = 7
+_STRIP = re.compile(r"[?!.,;:'\"]")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class GenerateOptions:
+    size: int = DEFAULT_SIZE
+    seed: int = DEFAULT_SEED
+    max_combos: int = DEFAULT_MAX_COMBOS
+    affix_rate: float = 0.3
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    @classmethod
+    def from_env(cls, size: int | None = None, seed: int | None = None, max_combos: int | None = None) -> "GenerateOptions":
+        """Arguments win over INTENT_DATASET_SIZE / INTENT_MAX_COMBOS, which win over the defaults."""
+        return cls(
+            size=size if size is not None else _env_int("INTENT_DATASET_SIZE", DEFAULT_SIZE),
+            seed=seed if seed is not None else DEFAULT_SEED,
+            max_combos=max_combos if max_combos is not None else _env_int("INTENT_MAX_COMBOS", DEFAULT_MAX_COMBOS),
+        )
+
+
+@dataclass
+class GenerationReport:
+    per_intent: dict[str, int] = field(default_factory=dict)
+    pool_sizes: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0
+    short: dict[str, int] = field(default_factory=dict)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BuildError(f"{name}={raw!r}: expected a positive whole number") from None
+    if value < 1:
+        raise BuildError(f"{name}={raw!r}: expected a positive whole number")
+    return value
+
+
+def _fill(template: str, values: list[str]) -> str:
+    it = iter(values)
+    return PLACEHOLDER.sub(lambda _: next(it), template)
+
+
+def expand(template: str, slots: dict[str, list[str]], rng: random.Random, cap: int) -> list[str]:
+    """All slot combinations of `template`, or `cap` of them drawn without repeats."""
+    names = placeholders(template)
+    if not names:
+        return [template]
+    radices = [len(slots[name]) for name in names]
+    total = math.prod(radices)
+    picks = range(total) if total <= cap else sorted(rng.sample(range(total), cap))
+    out = []
+    for index in picks:
+        chosen = []
+        for name, radix in zip(names, radices):
+            index, digit = divmod(index, radix)
+            chosen.append(slots[name][digit])
+        out.append(_fill(template, chosen))
+    return out
+
+
+def _fill_random(text: str, slots: dict[str, list[str]], rng: random.Random) -> str:
+    return PLACEHOLDER.sub(lambda m: rng.choice(slots[m.group(1)]), text)
+
+
+class _Variation:
+    """Variants and affixes of one expanded utterance."""
+
+    def __init__(self, templates: Templates, rng: random.Random, affix_rate: float) -> None:
+        self.t = templates
+        self.rng = rng
+        self.affix_rate = affix_rate
+        self.typo_patterns = [
+            (re.compile(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", re.IGNORECASE), misspellings)
+            for word, misspellings in templates.typos.items()
+        ]
+
+    def variants(self, text: str) -> list[str]:
+        out = [text, text.lower(), _SPACES.sub(" ", _STRIP.sub("", text)).strip()]
+        for pattern, misspellings in self.typo_patterns:
+            if pattern.search(text):
+                out.append(pattern.sub(lambda _: self.rng.choice(misspellings), text))
+        return out
+
+    def affixed(self, text: str, force: bool = False) -> str | None:
+        """`text` with a random prefix and/or suffix (each with probability `affix_rate`, or at
+        least one of them when `force`), or None when neither was drawn."""
+        rng, t = self.rng, self.t
+        prefix = bool(t.prefixes) and rng.random() < self.affix_rate
+        suffix = bool(t.suffixes) and rng.random() < self.affix_rate
+        if force and not (prefix or suffix):
+            prefix = bool(t.prefixes) and (not t.suffixes or rng.random() < 0.5)
+            suffix = not prefix
+        if not (prefix or suffix):
+            return None
+        lower = text.lower()
+        prefixes = [p for p in t.prefixes if not lower.startswith(p.lower().split(" ")[0])]
+        suffixes = [s for s in t.suffixes if s.split(" {")[0].lower() not in lower]
+        prefix, suffix = prefix and bool(prefixes), suffix and bool(suffixes)
+        if not (prefix or suffix):
+            return None
+        if prefix and not text.split(" ", 1)[0].isupper():
+            text = text[0].lower() + text[1:]
+        if prefix:
+            text = f"{rng.choice(prefixes)} {text}"
+        if suffix:
+            end = text.rstrip("?!.")
+            text = f"{end} {_fill_random(rng.choice(suffixes), t.slots, rng)}{text[len(end):]}"
+        return _SPACES.sub(" ", text).strip()
+
+
+def _template_pool(template: str, templates: Templates, var: _Variation, cap: int) -> list[str]:
+    """Distinct utterances of one template: its expansions and their variants first, some with
+    affixes, then (for templates with few slot combinations) more affixed forms up to `cap`."""
+    rng = var.rng
+    # Keyed case-insensitively so that two spellings of one utterance never straddle a split;
+    # shuffling the variants first lets a random casing survive.
+    plain: dict[str, str] = {}
+    for base in expand(template, templates.slots, rng, cap):
+        variants = var.variants(base)
+        rng.shuffle(variants)
+        for variant in variants:
+            text = _SPACES.sub(" ", variant).strip()
+            if text:
+                plain.setdefault(text.lower(), text)
+    affixed: dict[str, str] = {}
+    bases = list(plain.values())
+    for text in bases:
+        extra = var.affixed(text)
+        if extra:
+            affixed.setdefault(extra.lower(), extra)
+    if templates.prefixes or templates.suffixes:
+        attempts = 0
+        while len(plain) + len(affixed) < cap and attempts < 4 * cap:
+            attempts += 1
+            extra = var.affixed(rng.choice(bases), force=True)
+            if extra and extra.lower() not in plain:
+                affixed.setdefault(extra.lower(), extra)
+    first, then = list(plain.values()), [t for k, t in affixed.items() if k not in plain]
+    rng.shuffle(first)
+    rng.shuffle(then)
+    return first + then
+
+
+def _round_robin(pools: list[list[str]], quota: int, banned: set[str]) -> list[str]:
+    iterators: list[Iterator[str]] = [iter(p) for p in pools]
+    chosen: dict[str, str] = {}
+    while iterators and len(chosen) < quota:
+        alive = []
+        for it in iterators:
+            for text in it:
+                key = text.lower()
+                if key not in banned and key not in chosen:
+                    chosen[key] = text
+                    alive.append(it)
+                    break
+            if len(chosen) >= quota:
+                break
+        iterators = alive
+    return list(chosen.values())
+
+
+def generate(
+    templates: Templates,
+    options: GenerateOptions,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, list[Example]], GenerationReport]:
+    """Build the train/val/test splits; the same templates and options give the same rows."""
+    rng = random.Random(options.seed)
+    var = _Variation(templates, rng, options.affix_rate)
+    report = GenerationReport()
+    pools: dict[str, list[list[str]]] = {}
+    owners: dict[str, set[str]] = {}
+    for intent, items in templates.intents.items():
+        pools[intent] = [_template_pool(t, templates, var, options.max_combos) for t in items]
+        for pool in pools[intent]:
+            for text in pool:
+                owners.setdefault(text.lower(), set()).add(intent)
+        report.pool_sizes[intent] = sum(len(p) for p in pools[intent])
+        if progress:
+            progress(f"{intent}: {len(items)} templates -> {report.pool_sizes[intent]:,} candidate utterances")
+    # An utterance two intents both produce cannot teach either: drop it everywhere.
+    banned_lower = {text for text, who in owners.items() if len(who) > 1}
+    report.conflicts = len(banned_lower)
+    intents = list(templates.intents)
+    base, extra = divmod(options.size, len(intents))
+    splits: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+    for k, intent in enumerate(intents):
+        quota = base + (1 if k < extra else 0)
+        chosen = _round_robin(pools[intent], quota, banned_lower)
+        if len(chosen) < quota:
+            report.short[intent] = quota - len(chosen)
+        report.per_intent[intent] = len(chosen)
+        rng.shuffle(chosen)
+        n_train = round(len(chosen) * options.split[0])
+        n_val = round(len(chosen) * options.split[1])
+        splits["train"] += [Example(t, intent) for t in chosen[:n_train]]
+        splits["val"] += [Example(t, intent) for t in chosen[n_train : n_train + n_val]]
+        splits["test"] += [Example(t, intent) for t in chosen[n_train + n_val :]]
+    for rows in splits.values():
+        rng.shuffle(rows)
+    return splits, report

@@ -1,0 +1,147 @@
+"""Bag-of-words features: the one definition that training and every runtime share.
+
+A text becomes a sparse vector in four steps, each set by :class:`FeatureConfig`:
+
+1. tokens: ``re.findall(token_pattern, text.lower())`` (ASCII pattern by default, so the
+   same tokens come out of Python's and JavaScript's regex engines);
+2. features: word n-grams ``a``, ``a_b`` up to ``ngram_max``, plus, when ``char_ngrams`` is
+   set, character n-grams of each token padded with spaces, prefixed with ``#`` (``"# ap"``);
+3. values: raw counts (``tf="count"``), ``1 + ln(count)`` (``"log"``) or 1 (``"binary"``),
+   times the feature's idf when the vocabulary ships one;
+4. an optional L2 normalisation over the features that are in the vocabulary.
+
+docs/BUNDLE.md describes the same steps for the JavaScript runtime.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import BundleError
+
+TF_MODES = ("count", "log", "binary")
+NORMS = (None, "l2")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How text turns into features; stored in ``bow.json`` under ``"features"``."""
+
+    token_pattern: str = r"[A-Za-z0-9']+"
+    lowercase: bool = True
+    ngram_max: int = 2
+    char_ngrams: tuple[int, int] | None = None
+    tf: str = "count"
+    norm: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ngram_max < 1:
+            raise ValueError(f"ngram_max must be >= 1, got {self.ngram_max}")
+        if self.char_ngrams is not None:
+            lo, hi = self.char_ngrams
+            if not 1 <= lo <= hi:
+                raise ValueError(f"char_ngrams must be (lo, hi) with 1 <= lo <= hi, got {self.char_ngrams}")
+        if self.tf not in TF_MODES:
+            raise ValueError(f"tf must be one of {TF_MODES}, got {self.tf!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        re.compile(self.token_pattern)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["char_ngrams"] = list(self.char_ngrams) if self.char_ngrams else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "features") -> "FeatureConfig":
+        known = {"token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"}
+        unknown = set(data) - known
+        if unknown:
+            raise BundleError(f"{where}: unknown feature settings {sorted(unknown)}")
+        kwargs = dict(data)
+        if kwargs.get("char_ngrams") is not None:
+            kwargs["char_ngrams"] = tuple(kwargs["char_ngrams"])
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError, re.error) as exc:
+            raise BundleError(f"{where}: {exc}") from None
+
+
+class FeatureExtractor:
+    """Turns text into feature strings (with repeats) according to a :class:`FeatureConfig`."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._findall = re.compile(config.token_pattern).findall
+
+    def tokens(self, text: str) -> list[str]:
+        return self._findall(text.lower() if self.config.lowercase else text)
+
+    def features(self, text: str) -> list[str]:
+        toks = self.tokens(text)
+        feats = list(toks)
+        for n in range(2, self.config.ngram_max + 1):
+            feats.extend("_".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        if self.config.char_ngrams:
+            lo, hi = self.config.char_ngrams
+            for tok in toks:
+                padded = f" {tok} "
+                size = len(padded)
+                for n in range(lo, min(hi, size) + 1):
+                    feats.extend("#" + padded[i : i + n] for i in range(size - n + 1))
+        return feats
+
+
+class Vectorizer:
+    """Maps text to ``(indices, values)`` over a fixed vocabulary."""
+
+    def __init__(self, config: FeatureConfig, vocab: Sequence[str], idf: Sequence[float] | None = None) -> None:
+        if idf is not None and len(idf) != len(vocab):
+            raise ValueError(f"idf has {len(idf)} entries for a vocabulary of {len(vocab)}")
+        self.config = config
+        self.extractor = FeatureExtractor(config)
+        self.vocab = list(vocab)
+        self.index = {feat: i for i, feat in enumerate(self.vocab)}
+        if len(self.index) != len(self.vocab):
+            raise ValueError("the vocabulary has duplicate features")
+        self.idf = list(idf) if idf is not None else None
+
+    @property
+    def counts_only(self) -> bool:
+        """True when every value is a plain count (reference recipe): see :meth:`occurrences`."""
+        return self.config.tf == "count" and self.idf is None and self.config.norm is None
+
+    def occurrences(self, text: str) -> list[int]:
+        """Vocabulary index of every feature occurrence, repeats included: with count values the
+        sparse vector is just this list, and a linear layer is a sum of the rows it names."""
+        return [i for i in map(self.index.get, self.extractor.features(text)) if i is not None]
+
+    def transform(self, text: str) -> tuple[list[int], list[float]]:
+        """Sparse vector of `text`: vocabulary indices in first-seen order, and their values."""
+        index = self.index
+        counts: dict[int, int] = {}
+        for feat in self.extractor.features(text):
+            i = index.get(feat)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        indices = list(counts)
+        tf = self.config.tf
+        if tf == "count":
+            values = [float(c) for c in counts.values()]
+        elif tf == "log":
+            values = [1.0 + math.log(c) for c in counts.values()]
+        else:
+            values = [1.0] * len(indices)
+        if self.idf is not None:
+            idf = self.idf
+            values = [v * idf[i] for i, v in zip(indices, values)]
+        if self.config.norm == "l2" and values:
+            scale = math.sqrt(sum(v * v for v in values))
+            values = [v / scale for v in values]
+        return indices, values
+
+    def transform_many(self, texts: Iterable[str]) -> list[tuple[list[int], list[float]]]:
+        return [self.transform(t) for t in texts]

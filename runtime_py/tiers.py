@@ -1,0 +1,86 @@
+"""Tier kinds the router can run, and how each is loaded from a bundle.
+
+A tier turns text into calibrated probabilities over its labels. New kinds (the transformer
+tier) register a loader with :func:`register_tier_kind`; the router only sees :class:`Tier`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable
+
+from .bow import BowModel
+from .bundle import TierSpec, verified_path
+from .errors import BundleError
+
+
+class Tier(ABC):
+    """One classifier in the cascade."""
+
+    name: str
+    kind: str
+    labels: list[str]
+    temperature: float
+
+    @abstractmethod
+    def logits(self, text: str) -> list[float]:
+        """Raw (uncalibrated) scores, one per label."""
+
+    @abstractmethod
+    def probabilities(self, text: str) -> list[float]:
+        """Calibrated probabilities, one per label."""
+
+    def describe(self) -> dict[str, Any]:
+        """What status() reports about this tier beyond name and kind."""
+        return {"labels": len(self.labels), "temperature": self.temperature}
+
+
+class BowTier(Tier):
+    kind = "bow"
+
+    def __init__(self, name: str, model: BowModel) -> None:
+        self.name = name
+        self.model = model
+        self.labels = model.labels
+        self.temperature = model.temperature
+
+    def logits(self, text: str) -> list[float]:
+        return self.model.logits(text)
+
+    def probabilities(self, text: str) -> list[float]:
+        return self.model.probabilities(text)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "vocab_size": len(self.model.vectorizer.vocab),
+            "features": self.model.config.to_json(),
+            "idf": self.model.vectorizer.idf is not None,
+        }
+
+
+TierLoader = Callable[[Path, TierSpec, bool], Tier]
+_LOADERS: dict[str, TierLoader] = {}
+
+
+def register_tier_kind(kind: str, loader: TierLoader) -> None:
+    """Make tiers of `kind` loadable; `loader(bundle_dir, spec, check_hash)` returns a Tier."""
+    _LOADERS[kind] = loader
+
+
+def load_tier(bundle_dir: Path, spec: TierSpec, check_hash: bool = True) -> Tier:
+    loader = _LOADERS.get(spec.kind)
+    if loader is None:
+        raise BundleError(f"tier {spec.name!r}: kind {spec.kind!r} is not supported by this runtime (known: {sorted(_LOADERS)})")
+    return loader(bundle_dir, spec, check_hash)
+
+
+def _load_bow(bundle_dir: Path, spec: TierSpec, check_hash: bool) -> Tier:
+    entry = spec.files.get("model")
+    if entry is None:
+        raise BundleError(f"tier {spec.name!r}: no 'model' file in the manifest")
+    return BowTier(spec.name, BowModel.load(verified_path(bundle_dir, entry, check_hash)))
+
+
+register_tier_kind("bow", _load_bow)

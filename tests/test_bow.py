@@ -1,0 +1,109 @@
+"""The BoW tier: torch and runtime_py agree, features, calibration and metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from builder.calibration import fit_temperature
+from builder.datasets import Example, read_splits
+from builder.metrics import classification_report, expected_calibration_error, softmax
+from builder.train_bow import BowOptions, SparseLinear, train_bow
+from runtime_py import BowModel, FeatureConfig, FeatureExtractor, Vectorizer
+
+
+def test_reference_features_are_tokens_and_bigrams():
+    extractor = FeatureExtractor(FeatureConfig())
+    assert extractor.features("What's my AAPL perf, YTD?") == [
+        "what's", "my", "aapl", "perf", "ytd", "what's_my", "my_aapl", "aapl_perf", "perf_ytd",
+    ]
+    assert extractor.features("") == [] and extractor.features("!!! ...") == []
+
+
+def test_char_ngrams_are_padded_per_token_and_prefixed():
+    extractor = FeatureExtractor(FeatureConfig(ngram_max=1, char_ngrams=(2, 3)))
+    assert extractor.features("Hi") == ["hi", "# h", "#hi", "#i ", "# hi", "#hi "]
+
+
+def test_vectorizer_values_count_log_idf_and_l2():
+    vocab = ["a", "b", "a_b"]
+    assert Vectorizer(FeatureConfig(), vocab).transform("a b a") == ([0, 1, 2], [2.0, 1.0, 1.0])
+    idx, val = Vectorizer(FeatureConfig(tf="log", norm="l2"), vocab, idf=[1.0, 2.0, 1.0]).transform("a b a")
+    raw = [1 + math.log(2), 2.0, 1.0]
+    assert idx == [0, 1, 2] and val == pytest.approx([v / math.sqrt(sum(x * x for x in raw)) for v in raw])
+    assert Vectorizer(FeatureConfig(), vocab).transform("zzz") == ([], [])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        BowOptions(epochs=2),
+        BowOptions(epochs=2, char_ngrams=(2, 4), tf="log", idf=True, norm="l2", max_char_vocab=3000, class_weights=True),
+    ],
+    ids=["reference", "tfidf-char"],
+)
+def test_runtime_logits_equal_torch_logits(small_data, options):
+    splits = read_splits(small_data)
+    result = train_bow(splits, options, log=lambda _: None, progress=False)
+    model = BowModel.from_json(json.loads(json.dumps(result.model)))
+    vectorizer = model.vectorizer
+    torch_model = SparseLinear(len(vectorizer.vocab), len(model.labels))
+    with torch.no_grad():
+        torch_model.weight.weight.copy_(torch.tensor(result.model["weights"]))
+        torch_model.bias.copy_(torch.tensor(result.model["bias"]))
+    texts = [r.text for r in splits["test"][:300]] + ["", "zzz qqq", "AAPL", "perfomance of my portoflio!!"]
+    worst = 0.0
+    for text in texts:
+        idx, val = vectorizer.transform(text)
+        expected = torch_model(torch.tensor(idx, dtype=torch.long), torch.tensor([0]), torch.tensor(val, dtype=torch.float32))[0]
+        worst = max(worst, float(np.abs(np.array(model.logits(text)) - expected.detach().numpy()).max()))
+    assert worst < 1e-5
+    assert result.model["training"]["learning_rate"] == options.learning_rate
+
+
+def test_training_is_deterministic_for_a_seed(small_data):
+    splits = read_splits(small_data)
+    a = train_bow(splits, BowOptions(epochs=1), log=lambda _: None, progress=False)
+    b = train_bow(splits, BowOptions(epochs=1), log=lambda _: None, progress=False)
+    assert a.model["weights"] == b.model["weights"]
+
+
+def test_class_weights_and_unknown_eval_intents():
+    rows = [Example(f"alpha {i}", "a") for i in range(40)] + [Example(f"beta {i}", "b") for i in range(4)]
+    splits = {"train": rows, "val": rows[:5] + rows[-2:], "test": [Example("alpha beta", "c")]}
+    result = train_bow(splits, BowOptions(epochs=3, class_weights=True), log=lambda _: None, progress=False)
+    assert result.metrics["test"]["unknown_intents"] == 1 and result.metrics["test"]["accuracy"] == 0.0
+
+
+def test_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 5)) * 3
+    targets = np.array([rng.choice(5, p=p) for p in softmax(true_logits)])
+    # A model twice as sharp as the truth needs T = 2 to be calibrated again.
+    assert fit_temperature(true_logits * 2, targets) == pytest.approx(2.0, rel=0.08)
+    assert fit_temperature(true_logits * 0.5, targets) == pytest.approx(0.5, rel=0.08)
+
+
+def test_temperature_is_not_fitted_on_error_free_data():
+    logits = np.array([[5.0, 0.0], [0.0, 5.0]])
+    assert fit_temperature(logits, np.array([0, 1])) == 1.0
+
+
+def test_ece_of_a_known_case():
+    # Two bins: confidence 0.9 and right half the time (gap 0.4), confidence 0.6 and always right (gap 0.4).
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    targets = np.array([0, 1, 0, 0])
+    assert expected_calibration_error(probs, targets) == pytest.approx(0.4)
+    assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0])) == 0.0
+
+
+def test_classification_report_per_intent_and_confusions():
+    report = classification_report(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["a", "b", "c"])
+    assert report["accuracy"] == 0.75
+    assert report["per_intent"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}
+    assert report["confusions"] == [{"true": "c", "predicted": "b", "count": 1}]
+    assert report["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
