@@ -32,7 +32,7 @@ $(WORDPIECE_FIXTURES): $(STAMP) tests/make_wordpiece_fixtures.py models/template
 
 fixtures: $(WORDPIECE_FIXTURES)
 
-test-py: $(STAMP)
+test-py: $(STAMP) fixtures
 	$(PY) -m pytest
 
 test-js: node fixtures
