@@ -25,24 +25,12 @@ class Example:
 def read_jsonl(path: str | Path) -> list[Example]:
     """Rows of a ``{"text", "intent"}`` JSONL file; a bad line is reported as ``path:line``."""
     path = Path(path)
-    rows: list[Example] = []
+    if not path.is_file():
+        raise BuildError(f"{path}: file not found")
     try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise BuildError(f"{path}: file not found") from None
-    with fh:
-        try:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BuildError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-                rows.append(_example(row, f"{path}:{number}"))
-        except UnicodeDecodeError as exc:
-            raise BuildError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return rows
+        return [_example(row, where) for where, row in _read_json_lines(path)]
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
 def _example(row: Any, where: str) -> Example:
