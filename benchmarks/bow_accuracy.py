@@ -25,7 +25,7 @@ RECIPES: dict[str, BowOptions] = {
     "reference (counts, word 1-2, 6k)": BowOptions(),
     "tfidf word 1-2, lr 0.05, 20 ep": BowOptions(**TFIDF, learning_rate=0.05, epochs=20),
     "tfidf + char 2-5, lr 0.05, 20 ep": BowOptions(**TFIDF, char_ngrams=(2, 5), learning_rate=0.05, epochs=20),
-    "tfidf + char 2-5, 40k char, lr 0.05": BowOptions(**TFIDF, char_ngrams=(2, 5), max_char_vocab=40000, learning_rate=0.05, epochs=20),
+    "tfidf + char 2-5, 20k words, lr 0.05": BowOptions(**TFIDF, char_ngrams=(2, 5), max_vocab=20000, learning_rate=0.05, epochs=20),
     "tfidf + char 2-5, label smoothing 0.1": BowOptions(**TFIDF, char_ngrams=(2, 5), learning_rate=0.05, epochs=20, label_smoothing=0.1),
     "tfidf + char 2-5, weight decay 1e-5": BowOptions(**TFIDF, char_ngrams=(2, 5), learning_rate=0.05, epochs=20, weight_decay=1e-5),
     "tfidf + char 2-5, class weights": BowOptions(**TFIDF, char_ngrams=(2, 5), learning_rate=0.05, epochs=20, class_weights=True),
