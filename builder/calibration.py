@@ -41,3 +41,29 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, tolerance: float = 
             d = a + ratio * (b - a)
             fd = nll(d)
     return float(math.exp((a + b) / 2))
+
+
+def choose_threshold(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    target_precision: float = 0.97,
+    floor: float = 0.5,
+    ceiling: float = 0.95,
+) -> tuple[float, float, float]:
+    """The lowest confidence threshold in [floor, ceiling] whose answers on held-out data are right
+    at least `target_precision` of the time. Returns (threshold, coverage, accuracy of the answers).
+
+    The floor keeps some room for "clarify" even when the held-out data, which has no
+    out-of-scope text, would allow answering everything."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == targets
+    chosen = ceiling
+    for t in np.round(np.arange(floor, ceiling + 1e-9, 0.01), 2):
+        answered = confidence >= t
+        if answered.any() and correct[answered].mean() >= target_precision:
+            chosen = float(t)
+            break
+    answered = confidence >= chosen
+    coverage = float(answered.mean()) if len(targets) else 0.0
+    accuracy = float(correct[answered].mean()) if answered.any() else 0.0
+    return chosen, coverage, accuracy

@@ -149,6 +149,41 @@ def cmd_train_bow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transformer_options(args: argparse.Namespace) -> Any:
+    from .train_transformer import TransformerOptions
+    from .transformer_build import TransformerBuildOptions
+
+    training = TransformerOptions(
+        base=args.base,
+        layers=args.layers,
+        max_length=args.max_length,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        encoder_lr=args.lr,
+        head_lr=args.head_lr,
+        label_smoothing=args.label_smoothing,
+        class_weights=args.class_weights,
+        seed=args.seed,
+        max_steps=args.max_steps,
+    )
+    return TransformerBuildOptions(
+        training=training,
+        quantize=not args.no_quantize,
+        prune=args.prune,
+        allow_prune_changes=args.allow_prune_changes,
+        target_precision=args.target_precision,
+        save_model=Path(args.save_model) if args.save_model else None,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .transformer_build import train_transformer_into_bundle
+
+    train_transformer_into_bundle(Path(args.data), Path(args.out), _transformer_options(args), log=_log, progress=not args.quiet)
+    _log(f"wrote {args.out}/")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .generate import GenerateOptions, generate
     from .datasets import write_splits
@@ -307,6 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=7)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_bow)
+
+    p = sub.add_parser("train", help="fine-tune a transformer tier (ONNX, int8, calibrated) into a bundle")
+    p.add_argument("--data", required=True, help="folder with train.jsonl (val.jsonl, test.jsonl optional)")
+    p.add_argument("--out", required=True, help="bundle folder (created, or its transformer tier replaced)")
+    p.add_argument("--base", default="minilm-l6", help="preset (minilm-l6, minilm-l3, tinybert-4l), a local model folder, or a hub id")
+    p.add_argument("--layers", type=_positive(int), help="keep only the first N encoder layers")
+    p.add_argument("--max-length", type=_positive(int), default=64)
+    p.add_argument("--epochs", type=_positive(int), default=3)
+    p.add_argument("--batch-size", type=_positive(int), default=32)
+    p.add_argument("--lr", type=_positive(float), default=1e-4, help="encoder learning rate (1e-4)")
+    p.add_argument("--head-lr", type=_positive(float), default=3e-3, help="classifier head learning rate (3e-3)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--class-weights", choices=["auto", "on", "off"], default="auto", help="auto: on when intents are imbalanced")
+    p.add_argument("--max-steps", type=_positive(int), help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--no-quantize", action="store_true", help="ship the fp32 model only")
+    p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
+    p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")
+    p.add_argument("--target-precision", type=_probability, default=0.97, help="accuracy of answers the clarify threshold aims for on val")
+    p.add_argument("--save-model", help="also save the fine-tuned PyTorch model here")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("build", help="the default build: generate the finance data and train the bundle")
     p.add_argument("--out", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")

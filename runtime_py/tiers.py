@@ -83,4 +83,12 @@ def _load_bow(bundle_dir: Path, spec: TierSpec, check_hash: bool) -> Tier:
     return BowTier(spec.name, BowModel.load(verified_path(bundle_dir, entry, check_hash)))
 
 
+def _load_transformer(bundle_dir: Path, spec: TierSpec, check_hash: bool) -> Tier:
+    # Imported here: runtime_py must import without numpy/onnxruntime (Pyodide, BoW-only installs).
+    from .transformer import load_transformer_tier
+
+    return load_transformer_tier(bundle_dir, spec, check_hash)
+
+
 register_tier_kind("bow", _load_bow)
+register_tier_kind("transformer", _load_transformer)

@@ -1,0 +1,188 @@
+"""Fine-tuning a BERT-family encoder for intent classification (BRIEF section 5).
+
+The recipe measured best on 2 CPU cores (../shared/PLATFORM.md): mean pooling + dropout + a
+linear head (``SequenceClassifier``), AdamW with a higher learning rate for the fresh head than for
+the encoder, 6% linear warm-up then linear decay, label smoothing, class weights when the intents
+are imbalanced, and the epoch with the best validation accuracy kept. Texts are tokenized once by
+``runtime_py.wordpiece`` (the tokenizer every runtime uses) and batched with padding to the longest.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from runtime_py.wordpiece import WordPieceTokenizer
+
+from .datasets import Example
+from .errors import BuildError
+from .transformer_model import SequenceClassifier, load_encoder, resolve_base
+
+
+@dataclass
+class TransformerOptions:
+    base: str = "minilm-l6"
+    layers: int | None = None  # keep only the first N encoder layers (None: the preset's choice)
+    max_length: int = 64
+    epochs: int = 3
+    batch_size: int = 32
+    encoder_lr: float = 1e-4
+    head_lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    label_smoothing: float = 0.1
+    dropout: float = 0.1
+    class_weights: str = "auto"  # auto: on when the largest intent has > 1.5x the rows of the smallest
+    seed: int = 7
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+
+
+@dataclass
+class TransformerResult:
+    model: SequenceClassifier
+    tokenizer_dir: Path
+    labels: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def tokenizer_for(model_dir: Path) -> WordPieceTokenizer:
+    if (model_dir / "tokenizer.json").exists():
+        return WordPieceTokenizer.from_tokenizer_json(model_dir / "tokenizer.json")
+    if (model_dir / "vocab.txt").exists():
+        return WordPieceTokenizer.from_vocab_file(model_dir / "vocab.txt")
+    raise BuildError(f"{model_dir}: no tokenizer.json or vocab.txt next to the model")
+
+
+def encode_batch(tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
+    return {
+        "input_ids": torch.tensor(batch.input_ids, dtype=torch.long),
+        "attention_mask": torch.tensor(batch.attention_mask, dtype=torch.long),
+        "token_type_ids": torch.tensor(batch.token_type_ids, dtype=torch.long),
+    }
+
+
+@torch.no_grad()
+def predict_logits(model: SequenceClassifier, tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """Logits in eval mode, batched by length so that padding stays small."""
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        out[rows] = model(**encode_batch(tokenizer, [texts[i] for i in rows], max_length)).numpy()
+    return out
+
+
+def _class_weights(targets: np.ndarray, n: int, mode: str, log: Callable[[str], None]) -> torch.Tensor | None:
+    counts = np.bincount(targets, minlength=n).astype(np.float64)
+    ratio = counts.max() / max(counts.min(), 1)
+    if mode == "off" or (mode == "auto" and ratio <= 1.5):
+        return None
+    log(f"class weights on (largest/smallest intent: {ratio:.1f}x)")
+    return torch.tensor(len(targets) / (n * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def train_transformer(
+    splits: dict[str, list[Example]],
+    options: TransformerOptions,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> TransformerResult:
+    started = time.perf_counter()
+    train, val = splits["train"], splits.get("val", [])
+    labels = sorted({r.intent for r in train})
+    if len(labels) < 2:
+        raise BuildError(f"training data has {len(labels)} intent(s); a classifier needs at least two")
+    index = {label: i for i, label in enumerate(labels)}
+    torch.manual_seed(options.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    source, preset_layers = resolve_base(options.base)
+    layers = options.layers if options.layers is not None else preset_layers
+    tokenizer_dir = Path(source)
+    encoder = load_encoder(source, layers)
+    tokenizer = tokenizer_for(tokenizer_dir)
+    model = SequenceClassifier(encoder, labels, dropout=options.dropout)
+    log(
+        f"fine-tuning {options.base} ({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters) on {len(train):,} utterances, {len(labels)} intents"
+    )
+    texts = [r.text for r in train]
+    targets = np.asarray([index[r.intent] for r in train])
+    encoded = [tokenizer.encode(t, max_length=options.max_length).ids for t in texts]
+    weight = _class_weights(targets, len(labels), options.class_weights, log)
+
+    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+    enc_params = list(model.encoder.named_parameters())
+    groups = [
+        {"params": [p for n, p in enc_params if not n.endswith(no_decay)], "lr": options.encoder_lr, "weight_decay": options.weight_decay},
+        {"params": [p for n, p in enc_params if n.endswith(no_decay)], "lr": options.encoder_lr, "weight_decay": 0.0},
+        {"params": list(model.head.parameters()), "lr": options.head_lr, "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups)
+    steps_per_epoch = (len(train) + options.batch_size - 1) // options.batch_size
+    total = steps_per_epoch * options.epochs
+    if options.max_steps is not None:
+        total = min(total, options.max_steps)
+    warmup = max(1, int(options.warmup * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    generator = torch.Generator().manual_seed(options.seed)
+    pad = tokenizer.token_to_id(tokenizer.pad_token) or 0
+    result = TransformerResult(model=model, tokenizer_dir=tokenizer_dir, labels=labels, options=asdict(options))
+    best_acc, best_state, step = -1.0, None, 0
+    val_texts = [r.text for r in val]
+    val_targets = np.asarray([index.get(r.intent, -1) for r in val])
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=generator).tolist()
+        bar = tqdm(range(0, len(order), options.batch_size), desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=not progress)
+        running = 0.0
+        seen = 0
+        for start in bar:
+            rows = order[start : start + options.batch_size]
+            width = max(len(encoded[i]) for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for k, i in enumerate(rows):
+                ids[k, : len(encoded[i])] = torch.tensor(encoded[i])
+                mask[k, : len(encoded[i])] = 1
+            logits = model(ids, mask, torch.zeros_like(ids))
+            loss = F.cross_entropy(logits, torch.from_numpy(targets[rows]), weight=weight, label_smoothing=options.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item() * len(rows)
+            seen += len(rows)
+            step += 1
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+            if step >= total:
+                break
+        val_acc = float((predict_logits(model, tokenizer, val_texts, options.max_length).argmax(1) == val_targets).mean()) if val else float("nan")
+        result.history.append({"epoch": epoch, "loss": running / max(seen, 1), "val_accuracy": val_acc})
+        log(f"epoch {epoch}/{options.epochs}  loss {running / max(seen, 1):.4f}  val accuracy {val_acc:.4f}  ({time.perf_counter() - started:.0f} s)")
+        if not val or val_acc > best_acc:
+            best_acc, result.best_epoch = val_acc, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if step >= total:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result

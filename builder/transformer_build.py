@@ -1,0 +1,155 @@
+"""``builder train``: fine-tune, export, validate, quantize, (prune), calibrate, and add the
+transformer tier to a bundle, in the Hugging Face layout other tools load unchanged:
+
+    config.json (id2label)  tokenizer.json  tokenizer_config.json  vocab.txt
+    onnx/model.onnx (fp32)  onnx/model_quantized.onnx (int8)  [onnx/model_native_int8.onnx]
+
+Temperature and the "clarify" threshold are fitted on the validation split with the variant that
+ships (int8 when quantized), because quantization moves the logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from runtime_py.wordpiece import WordPieceTokenizer
+
+from .bundle_writer import open_bundle
+from .calibration import choose_threshold, fit_temperature
+from .datasets import read_splits
+from .metrics import softmax
+from .onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
+from .optimize import build_variants, describe_variant
+from .shrink import prune_vocabulary, write_tokenizer_files
+from .train_bow import evaluate_logits
+from .train_transformer import TransformerOptions, tokenizer_for, train_transformer
+
+TOKENIZER_ROLES = {
+    "tokenizer": "tokenizer.json",
+    "tokenizer_config": "tokenizer_config.json",
+    "vocab": "vocab.txt",
+    "special_tokens_map": "special_tokens_map.json",
+    "config": "config.json",
+}
+
+
+@dataclass
+class TransformerBuildOptions:
+    training: TransformerOptions
+    quantize: bool = True
+    prune: bool = False
+    allow_prune_changes: bool = False
+    target_precision: float = 0.97
+    save_model: Path | None = None
+
+
+def onnx_logits(path: Path, tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits of an exported classifier under onnxruntime (what the runtimes will compute),
+    batched by length so that padding stays small."""
+    session = onnx_session(path, threads=2)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = tokenizer.encode_batch([texts[i] for i in rows], max_length=max_length)
+        logits = run_onnx(path, batch._asdict(), session=session)
+        if out is None:
+            out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+        out[rows] = logits
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def _validation_batches(tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int) -> list[dict[str, list[list[int]]]]:
+    picks = [list(texts[:1]), list(texts[1:5]), list(texts[5:21])]
+    batches = []
+    for group in picks:
+        if group:
+            b = tokenizer.encode_batch(group, max_length=max_length)
+            batches.append({"input_ids": b.input_ids, "attention_mask": b.attention_mask, "token_type_ids": b.token_type_ids})
+    return batches
+
+
+def train_transformer_into_bundle(
+    data: Path,
+    out: Path,
+    options: TransformerBuildOptions,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict[str, Any]:
+    training = options.training
+    splits = read_splits(data, training.seed)
+    result = train_transformer(splits, training, log=log, progress=progress)
+    model, labels = result.model, result.labels
+    index = {label: i for i, label in enumerate(labels)}
+    if options.save_model:
+        model.save(options.save_model, result.tokenizer_dir)
+        log(f"saved the PyTorch model to {options.save_model}")
+    full = tokenizer_for(result.tokenizer_dir)
+    vocab = [full.id_to_token(i) for i in range(full.vocab_size)]
+    prune_report = None
+    if options.prune:
+        vocab, prune_report = prune_vocabulary(
+            model,
+            result.tokenizer_dir / "tokenizer.json",
+            keep_texts=[r.text for r in splits["train"]],
+            check_texts=None,
+            allow_changes=options.allow_prune_changes,
+        )
+        log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")
+    summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+    with open_bundle(out) as draft:
+        write_tokenizer_files(vocab, result.tokenizer_dir, draft.root, training.max_length)
+        config = model.encoder.config
+        config.id2label = dict(enumerate(labels))
+        config.label2id = dict(index)
+        config.to_json_file(draft.root / "config.json")
+        tokenizer = WordPieceTokenizer.from_tokenizer_json(draft.root / "tokenizer.json")
+        fp32 = export_onnx(model, draft.root / "onnx" / "model.onnx")
+        val_texts = [r.text for r in splits["val"]] or [r.text for r in splits["train"][:64]]
+        summary["export_max_abs_diff"] = validate_onnx(model, fp32, _validation_batches(tokenizer, val_texts, training.max_length))
+        log(f"exported ONNX (fp32 matches PyTorch within {summary['export_max_abs_diff']:.1e})")
+        if options.quantize:
+            variants = build_variants(fp32, draft.root, config.num_attention_heads, config.hidden_size)
+        else:
+            variants = [describe_variant("model", "onnx/model.onnx", "fp32", False)]
+        shipped = next(v for v in variants if v.role == "model")
+        targets = {name: np.asarray([index.get(r.intent, -1) for r in rows]) for name, rows in splits.items()}
+        val_logits = onnx_logits(draft.root / shipped.path, tokenizer, val_texts, training.max_length)
+        known = targets["val"] >= 0
+        temperature = round(fit_temperature(val_logits[known], targets["val"][known]), 6) if known.any() else 1.0
+        threshold, coverage, precision = choose_threshold(softmax(val_logits[known], temperature), targets["val"][known], options.target_precision)
+        log(f"calibrated {shipped.path}: T = {temperature:.3f}; clarify below {threshold:.2f} (val coverage {coverage:.3f}, accuracy of answers {precision:.3f})")
+        metrics: dict[str, Any] = {}
+        for variant in variants:
+            for split in ("val", "test"):
+                rows = splits.get(split) or []
+                if rows and variant.role in ("model", "model_fp32"):
+                    logits = onnx_logits(draft.root / variant.path, tokenizer, [r.text for r in rows], training.max_length)
+                    report = evaluate_logits(logits, targets[split], labels, temperature)
+                    metrics.setdefault(variant.role, {})[split] = {k: report[k] for k in ("n", "accuracy", "macro_f1", "ece_uncalibrated", "ece")}
+        files = {v.role: v.path for v in variants}
+        files.update({role: name for role, name in TOKENIZER_ROLES.items() if (draft.root / name).exists()})
+        draft.set_tier(
+            "transformer",
+            "transformer",
+            files,
+            labels,
+            temperature=temperature,
+            threshold=threshold,
+            max_length=training.max_length,
+            variants={v.role: {"precision": v.precision, "fused": v.fused, "ops": v.ops, "runtimes": v.runtimes} for v in variants},
+            calibration={"fitted_on": "val", "variant": shipped.role, "target_precision": options.target_precision,
+                         "val_coverage": coverage, "val_answer_accuracy": precision},
+            metrics=metrics,
+            training={**result.options, "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1)},
+            pruning=prune_report.__dict__ if prune_report else None,
+        )
+    for role, by_split in metrics.items():
+        for split, m in by_split.items():
+            log(f"{role} {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}")
+    summary.update(metrics=metrics, temperature=temperature, threshold=threshold, variants=[v.__dict__ for v in variants])
+    return summary

@@ -1,0 +1,72 @@
+"""`builder train` end to end on a tiny random BERT: fine-tune a few steps, export, validate,
+quantize, calibrate, bundle in the Hugging Face layout, load with the router, classify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from builder.train_transformer import TransformerOptions
+from builder.transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+from runtime_py import Router, read_manifest
+from runtime_py.wordpiece import WordPieceTokenizer
+from tiny_bert import make_tiny_base
+
+
+@pytest.fixture(scope="module")
+def two_tier_bundle(tmp_path_factory, small_bundle, small_data):
+    root = tmp_path_factory.mktemp("train")
+    base = make_tiny_base(root / "base")
+    bundle = root / "bundle"
+    shutil.copytree(small_bundle, bundle)
+    options = TransformerBuildOptions(training=TransformerOptions(base=str(base), epochs=1, max_steps=12, batch_size=16))
+    summary = train_transformer_into_bundle(small_data, bundle, options, log=lambda _: None, progress=False)
+    return bundle, summary
+
+
+def test_bundle_has_both_tiers_in_the_hugging_face_layout(two_tier_bundle):
+    bundle, summary = two_tier_bundle
+    manifest = read_manifest(bundle)
+    assert [t.name for t in manifest.tiers] == ["bow", "transformer"]
+    tier = manifest.tiers[1]
+    assert {"model", "model_fp32", "tokenizer", "tokenizer_config", "vocab", "config"} <= set(tier.files)
+    assert tier.files["model"].path == "onnx/model_quantized.onnx"
+    assert tier.files["model_fp32"].path == "onnx/model.onnx"
+    config = json.loads((bundle / "config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(len(manifest.labels))] == manifest.labels
+    assert not list((bundle / "onnx").glob("*.data")), "browsers cannot load external ONNX data"
+    assert summary["export_max_abs_diff"] <= 1e-4
+    assert tier.extra["variants"]["model"]["precision"] == "int8"
+    assert "onnxruntime-web/wasm" in tier.extra["variants"]["model"]["runtimes"]
+
+
+def test_calibration_and_threshold_come_from_validation(two_tier_bundle):
+    bundle, _ = two_tier_bundle
+    tier = read_manifest(bundle).tiers[1]
+    assert tier.extra["temperature"] > 0
+    assert 0.5 <= tier.threshold <= 0.95
+    assert tier.extra["calibration"]["variant"] == "model" and tier.extra["max_length"] == 64
+    assert set(tier.extra["metrics"]) >= {"model", "model_fp32"}
+
+
+def test_shipped_tokenizer_matches_the_reference_and_has_no_fixed_padding(two_tier_bundle):
+    tokenizers = pytest.importorskip("tokenizers")
+    bundle, _ = two_tier_bundle
+    data = json.loads((bundle / "tokenizer.json").read_text())
+    assert data.get("padding") is None
+    reference = tokenizers.Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    ours = WordPieceTokenizer.from_tokenizer_json(bundle / "tokenizer.json")
+    for text in ["How many shares of AAPL do I own?", "café déjà vu 🍕", "x" * 200]:
+        assert ours.encode(text, max_length=64).ids == reference.encode(text).ids
+
+
+def test_router_runs_the_cascade_through_both_tiers(two_tier_bundle):
+    bundle, _ = two_tier_bundle
+    status = Router.from_bundle(bundle, strict=True).status()
+    assert [t["available"] for t in status["tiers"]] == [True, True]
+    unsure_bow = Router.from_bundle(bundle, handoff_threshold=1.0, force=True)
+    result = unsure_bow.classify("how many shares of TSLA do I have")
+    assert [r.tier for r in result.tiers] == ["bow", "transformer"]
+    assert result.tier == "transformer" and result.intent in status["labels"]
