@@ -165,6 +165,7 @@ def _transformer_options(args: argparse.Namespace) -> Any:
         class_weights=args.class_weights,
         seed=args.seed,
         max_steps=args.max_steps,
+        device=args.device,
     )
     return TransformerBuildOptions(
         training=training,
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", choices=["auto", "on", "off"], default="auto", help="auto: on when intents are imbalanced")
     p.add_argument("--max-steps", type=_positive(int), help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to fine-tune (auto: CUDA if present)")
     p.add_argument("--no-quantize", action="store_true", help="ship the fp32 model only")
     p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")

@@ -9,7 +9,6 @@ are imbalanced, and the epoch with the best validation accuracy kept. Texts are 
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ class TransformerOptions:
     class_weights: str = "auto"  # auto: on when the largest intent has > 1.5x the rows of the smallest
     seed: int = 7
     max_steps: int | None = None  # stop early (tests, smoke runs)
+    device: str = "auto"  # auto: CUDA when available, else CPU
 
 
 @dataclass
@@ -78,12 +78,22 @@ def encode_batch(tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length
 def predict_logits(model: SequenceClassifier, tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
     """Logits in eval mode, batched by length so that padding stays small."""
     model.eval()
+    device = next(model.parameters()).device
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = model(**encode_batch(tokenizer, [texts[i] for i in rows], max_length)).numpy()
+        inputs = {k: v.to(device) for k, v in encode_batch(tokenizer, [texts[i] for i in rows], max_length).items()}
+        out[rows] = model(**inputs).float().cpu().numpy()
     return out
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise BuildError("--device cuda: no CUDA device is available")
+    return torch.device(choice)
 
 
 def _class_weights(targets: np.ndarray, n: int, mode: str, log: Callable[[str], None]) -> torch.Tensor | None:
@@ -114,7 +124,11 @@ def train_transformer(
     tokenizer_dir = Path(source)
     encoder = load_encoder(source, layers)
     tokenizer = tokenizer_for(tokenizer_dir)
-    model = SequenceClassifier(encoder, labels, dropout=options.dropout)
+    device = _device(options.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    model = SequenceClassifier(encoder, labels, dropout=options.dropout).to(device)
+    log(f"device: {device}")
     log(
         f"fine-tuning {options.base} ({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters) on {len(train):,} utterances, {len(labels)} intents"
@@ -123,6 +137,8 @@ def train_transformer(
     targets = np.asarray([index[r.intent] for r in train])
     encoded = [tokenizer.encode(t, max_length=options.max_length).ids for t in texts]
     weight = _class_weights(targets, len(labels), options.class_weights, log)
+    if weight is not None:
+        weight = weight.to(device)
 
     no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
     enc_params = list(model.encoder.named_parameters())
@@ -160,8 +176,10 @@ def train_transformer(
             for k, i in enumerate(rows):
                 ids[k, : len(encoded[i])] = torch.tensor(encoded[i])
                 mask[k, : len(encoded[i])] = 1
+            ids, mask = ids.to(device), mask.to(device)
             logits = model(ids, mask, torch.zeros_like(ids))
-            loss = F.cross_entropy(logits, torch.from_numpy(targets[rows]), weight=weight, label_smoothing=options.label_smoothing)
+            gold = torch.from_numpy(targets[rows]).to(device)
+            loss = F.cross_entropy(logits, gold, weight=weight, label_smoothing=options.label_smoothing)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,11 +196,11 @@ def train_transformer(
         log(f"epoch {epoch}/{options.epochs}  loss {running / max(seen, 1):.4f}  val accuracy {val_acc:.4f}  ({time.perf_counter() - started:.0f} s)")
         if not val or val_acc > best_acc:
             best_acc, result.best_epoch = val_acc, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if step >= total:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()  # export, quantization and calibration run on the CPU
     result.seconds = time.perf_counter() - started
     return result

@@ -67,7 +67,7 @@ def load_encoder(source: Path | str, layers: int | None = None) -> nn.Module:
 
     from transformers.utils import logging as hf_logging
 
-    kwargs = {"attn_implementation": "eager"}
+    kwargs: dict[str, object] = {"attn_implementation": "eager", "dtype": torch.float32}
     if layers is not None:
         kwargs["num_hidden_layers"] = layers
         hf_logging.set_verbosity_error()  # the dropped layers' weights are "unused" on purpose
