@@ -185,16 +185,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+BUILD_TIERS = ("bow", "transformer")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    from .generate import GenerateOptions, generate
     from .datasets import write_splits
+    from .generate import GenerateOptions, generate
     from .templates import load_templates
     from .train_bow import BowOptions
 
+    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    unknown = sorted(set(tiers) - set(BUILD_TIERS))
+    if not tiers or unknown:
+        raise IntentKitError(f"--tiers {args.tiers!r}: choose from {', '.join(BUILD_TIERS)}")
     out = Path(args.out) if args.out else paths.default_bundle()
     if args.if_missing:
         router = Router.from_bundle(out)
-        if router.tiers and not router.problems:
+        if set(tiers) <= {t.name for t in router.tiers} and not router.problems:
             _log(f"{out} is ready ({', '.join(t.name for t in router.tiers)}); nothing to build")
             return 0
         if router.problems and (out / "manifest.json").exists():
@@ -202,11 +209,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     templates = load_templates(args.templates)
     options = GenerateOptions.from_env(seed=args.seed)
     data = Path(args.data) if args.data else paths.DEFAULT_DATA
-    _log(f"[1/2] generating {options.size:,} utterances from {templates.path}")
+    steps = 1 + len(tiers)
+    _log(f"[1/{steps}] generating {options.size:,} utterances from {templates.path}")
     splits, _ = generate(templates, options)
     write_splits(data, splits, {"slots.json": templates.slot_spec()})
-    _log(f"[2/2] training the bag-of-words tier")
-    train_bow_into_bundle(data, out, BowOptions(seed=args.seed), replace=True, progress=not args.quiet)
+    step = 1
+    if "bow" in tiers:
+        step += 1
+        _log(f"[{step}/{steps}] training the bag-of-words tier")
+        train_bow_into_bundle(data, out, BowOptions(seed=args.seed), replace=True, progress=not args.quiet)
+    if "transformer" in tiers:
+        from .train_transformer import TransformerOptions
+        from .transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+
+        step += 1
+        _log(f"[{step}/{steps}] fine-tuning the transformer tier ({args.base}, {args.transformer_epochs} epoch(s))")
+        training = TransformerOptions(base=args.base, epochs=args.transformer_epochs, seed=args.seed)
+        train_transformer_into_bundle(data, out, TransformerBuildOptions(training=training), log=_log, progress=not args.quiet)
+    _log(f"wrote {out}/ with tiers: {', '.join(tiers)}")
     return 0
 
 
@@ -275,7 +295,7 @@ DEMO_UTTERANCES = [
 
 def cmd_demo(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
-    build_args = argparse.Namespace(out=str(bundle), if_missing=True, templates=None, data=None, seed=7, quiet=False)
+    build_args = build_parser().parse_args(["build", "--out", str(bundle), "--if-missing"])
     cmd_build(build_args)
     router = Router.from_bundle(bundle, strict=True)
     for text in DEMO_UTTERANCES:
@@ -372,7 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", help="templates JSON (default: models/templates/finance.json)")
     p.add_argument("--data", help="where the generated data goes (default: models/data/finance)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle loads cleanly")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle loads cleanly with these tiers")
+    p.add_argument("--tiers", default=",".join(BUILD_TIERS), help="comma-separated tiers to build (default: %(default)s)")
+    p.add_argument("--base", default="minilm-l6", help="transformer base (preset, folder or hub id)")
+    p.add_argument("--transformer-epochs", type=_positive(int), default=1,
+                   help="fine-tuning epochs (1: the synthetic set is learned in one, and the build stays short)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 

@@ -112,8 +112,24 @@ def test_status_of_a_broken_bundle_exits_non_zero(small_bundle, tmp_path):
 def test_build_if_missing_builds_then_skips(tmp_path):
     env = {"INTENT_DATASET_SIZE": "1100"}
     out = tmp_path / "bundle"
-    first = run("build", "--out", str(out), "--data", str(tmp_path / "data"), "--if-missing", "--quiet", env=env)
+    first = run("build", "--out", str(out), "--data", str(tmp_path / "data"), "--tiers", "bow", "--if-missing", "--quiet", env=env)
     assert first.returncode == 0, first.stderr
-    assert "[2/2] training" in first.stderr and (out / "manifest.json").exists()
-    second = run("build", "--out", str(out), "--if-missing", env=env)
+    assert "[2/2] training the bag-of-words tier" in first.stderr and (out / "manifest.json").exists()
+    second = run("build", "--out", str(out), "--tiers", "bow", "--if-missing", env=env)
     assert second.returncode == 0 and "nothing to build" in second.stderr
+    bad = run("build", "--out", str(out), "--tiers", "bow,gpt")
+    assert bad.returncode == 2 and "choose from bow, transformer" in bad.stderr
+
+
+def test_build_both_tiers_from_a_local_base(tmp_path):
+    from tiny_bert import make_tiny_base
+
+    base = make_tiny_base(tmp_path / "base")
+    out = tmp_path / "bundle"
+    done = run("build", "--out", str(out), "--data", str(tmp_path / "data"), "--base", str(base), "--quiet", env={"INTENT_DATASET_SIZE": "660"})
+    assert done.returncode == 0, done.stderr
+    assert "[3/3] fine-tuning the transformer tier" in done.stderr
+    status = json.loads(run("status", "--bundle", str(out)).stdout)
+    assert [(t["name"], t["available"]) for t in status["tiers"]] == [("bow", True), ("transformer", True)]
+    result = json.loads(run("predict", "--bundle", str(out), "--json", "--handoff-threshold", "1", "--force", "price of AAPL").stdout)
+    assert [r["tier"] for r in result["tiers"]] == ["bow", "transformer"]
