@@ -47,9 +47,11 @@ class TransformerBuildOptions:
     save_model: Path | None = None
 
 
-def onnx_logits(path: Path, tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Logits of an exported classifier under onnxruntime (what the runtimes will compute),
-    batched by length so that padding stays small."""
+def onnx_logits(path: Path, tokenizer: WordPieceTokenizer, texts: Sequence[str], max_length: int, batch_size: int = 1) -> np.ndarray:
+    """Logits of an exported classifier under onnxruntime, one text per run by default, as the
+    runtimes compute them: dynamic int8 picks its activation scales per run, so batching (and
+    its padding) moves the logits. On banking77 the batched int8 test accuracy read 0.9360
+    where one text per run, as deployed, gives 0.9325."""
     session = onnx_session(path, threads=2)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: np.ndarray | None = None
