@@ -208,7 +208,7 @@ def train_bow(
         model.train()
         order = torch.randperm(len(train), generator=generator).numpy()
         batches = range(0, len(order), options.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=not progress)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=None if progress else True)
         total = 0.0
         for start in bar:
             rows = order[start : start + options.batch_size]

@@ -165,7 +165,7 @@ def train_transformer(
     for epoch in range(1, options.epochs + 1):
         model.train()
         order = torch.randperm(len(train), generator=generator).tolist()
-        bar = tqdm(range(0, len(order), options.batch_size), desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=not progress)
+        bar = tqdm(range(0, len(order), options.batch_size), desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=None if progress else True)
         running = 0.0
         seen = 0
         for start in bar:
