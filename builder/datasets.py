@@ -8,7 +8,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .atomic import refuse_foreign_dir, staged_dir
 from .errors import BuildError
@@ -31,6 +31,14 @@ def read_jsonl(path: str | Path) -> list[Example]:
         return [_example(row, where) for where, row in _read_json_lines(path)]
     except UnicodeDecodeError as exc:
         raise BuildError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def intent_labels(train: Sequence[Example]) -> list[str]:
+    """The sorted intents of a training split; a classifier needs at least two."""
+    labels = sorted({r.intent for r in train})
+    if len(labels) < 2:
+        raise BuildError(f"training data has {len(labels)} intent(s); a classifier needs at least two")
+    return labels
 
 
 def _example(row: Any, where: str) -> Example:

@@ -13,8 +13,7 @@ from runtime_py import Router
 
 from .datasets import Example
 from .errors import BuildError
-from .metrics import classification_report, expected_calibration_error
-from .train_bow import evaluate_logits
+from .metrics import classification_report, evaluate_logits, expected_calibration_error
 
 CASCADE = "cascade"
 
@@ -38,7 +37,8 @@ def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> di
 
 def evaluate_cascade(router: Router, rows: Sequence[Example]) -> dict[str, Any]:
     """Route every row; "clarify" counts as wrong for accuracy, coverage is the answered share."""
-    labels = sorted({r.intent for r in rows} | set(router.status()["labels"]) | {router.fallback_intent})
+    known = {label for tier in router.tiers for label in tier.labels}
+    labels = sorted({r.intent for r in rows} | known | {router.fallback_intent})
     index = {label: i for i, label in enumerate(labels)}
     preds, confidences, answered, times = [], [], [], []
     by_tier: dict[str, int] = {}

@@ -47,6 +47,22 @@ class ClassReport:
     support: int
 
 
+def evaluate_logits(logits: np.ndarray, targets: np.ndarray, labels: Sequence[str], temperature: float) -> dict[str, Any]:
+    """Accuracy and ECE before/after temperature; rows whose intent the model lacks count as errors."""
+    if len(targets) == 0:
+        return {"n": 0}
+    known = targets >= 0
+    preds = logits.argmax(axis=1)
+    report = classification_report(preds[known], targets[known], labels)
+    report["n"] = len(targets)
+    report["accuracy"] = float((preds == targets).mean())
+    report["unknown_intents"] = int((~known).sum())
+    report["ece_uncalibrated"] = expected_calibration_error(softmax(logits[known]), targets[known])
+    report["ece"] = expected_calibration_error(softmax(logits[known], temperature), targets[known])
+    report["temperature"] = temperature
+    return report
+
+
 def classification_report(preds: np.ndarray, targets: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 (over intents present in the data or predicted), per-intent P/R/F1, confusions."""
     n = len(targets)

