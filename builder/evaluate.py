@@ -1,9 +1,12 @@
-"""``builder eval``: accuracy, macro-F1, per-intent P/R, confusions, ECE before/after temperature."""
+"""``builder eval``: accuracy, macro-F1, per-intent P/R, confusions, ECE before/after temperature,
+and (``--plot``) a reliability diagram and a confidence histogram per evaluated tier."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,12 +16,21 @@ from runtime_py import Router
 
 from .datasets import Example
 from .errors import BuildError
-from .metrics import classification_report, evaluate_logits, expected_calibration_error
+from .metrics import classification_report, evaluate_logits, expected_calibration_error, softmax
 
 CASCADE = "cascade"
+ALL = "all"
 
 
-def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> dict[str, Any]:
+@dataclass
+class Scored:
+    """The per-row figures behind a report: the confidence stated and whether the answer was right."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+
+
+def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> tuple[dict[str, Any], Scored]:
     tier = next((t for t in router.tiers if t.name == tier_name), None)
     if tier is None:
         raise BuildError(f"no loaded tier {tier_name!r}; the bundle has {[t.name for t in router.tiers]}")
@@ -32,11 +44,13 @@ def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> di
     targets = np.asarray([index.get(r.intent, -1) for r in rows])
     report = evaluate_logits(logits, targets, tier.labels, tier.temperature)
     report.update(tier=tier_name, latency_ms_median=statistics.median(times) * 1000 if times else None)
-    return report
+    probs = softmax(logits, tier.temperature)
+    return report, Scored(probs.max(axis=1), probs.argmax(axis=1) == targets)
 
 
-def evaluate_cascade(router: Router, rows: Sequence[Example]) -> dict[str, Any]:
-    """Route every row; "clarify" counts as wrong for accuracy, coverage is the answered share."""
+def evaluate_cascade(router: Router, rows: Sequence[Example]) -> tuple[dict[str, Any], Scored]:
+    """Route every row; "clarify" counts as wrong for accuracy, coverage is the answered share.
+    Rows labelled with one of the bundle's OOS labels expect "clarify"."""
     known = {label for tier in router.tiers for label in tier.labels}
     labels = sorted({r.intent for r in rows} | known | {router.fallback_intent})
     index = {label: i for i, label in enumerate(labels)}
@@ -46,11 +60,12 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> dict[str, Any]:
         result = router.classify(row.text)
         preds.append(index.get(result.intent, index[router.fallback_intent]))
         confidences.append(result.confidence or 0.0)
-        answered.append(result.tier is not None)
+        answered.append(result.tier is not None and result.reason != "out_of_scope")
         times.append(result.latency_ms)
         key = result.tier or router.fallback_intent
         by_tier[key] = by_tier.get(key, 0) + 1
-    targets = np.asarray([index[r.intent] for r in rows])
+    expected = [router.fallback_intent if r.intent in router.oos_labels else r.intent for r in rows]
+    targets = np.asarray([index[intent] for intent in expected])
     preds_arr, answered_arr = np.asarray(preds), np.asarray(answered, dtype=bool)
     report = classification_report(preds_arr, targets, labels)
     correct = preds_arr == targets
@@ -66,18 +81,55 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> dict[str, Any]:
         ece=ece,
         latency_ms_median=statistics.median(times) if times else None,
     )
-    return report
+    return report, Scored(np.asarray(confidences)[answered_arr], correct[answered_arr])
 
 
-def evaluate(bundle: str | Path, rows: Sequence[Example], tier: str | None = None, **router_options: Any) -> dict[str, Any]:
+def tier_names(router: Router, tier: str | None) -> list[str]:
+    """`tier` as given to ``--tier``: a name, several separated by commas, "all" (every tier, then
+    the cascade) or None (the last tier)."""
+    if not tier:
+        return [router.tiers[-1].name]
+    if tier == ALL:
+        return [t.name for t in router.tiers] + [CASCADE]
+    names = [name.strip() for name in tier.split(",") if name.strip()]
+    return names or [router.tiers[-1].name]
+
+
+def evaluate(
+    bundle: str | Path,
+    rows: Sequence[Example],
+    tier: str | None = None,
+    plot_dir: str | Path | None = None,
+    title: str = "",
+    **router_options: Any,
+) -> list[dict[str, Any]]:
+    """One report per evaluated tier; with `plot_dir`, each report lists the PNGs written there."""
     if not rows:
         raise BuildError("the evaluation data has no rows")
     router = Router.from_bundle(bundle, strict=True, **router_options)
     if not router.tiers:
         raise BuildError(f"{bundle}: no tier could be loaded")
-    if tier == CASCADE:
-        return evaluate_cascade(router, rows)
-    return evaluate_tier(router, tier or router.tiers[-1].name, rows)
+    reports = []
+    for name in tier_names(router, tier):
+        report, scored = evaluate_cascade(router, rows) if name == CASCADE else evaluate_tier(router, name, rows)
+        if plot_dir is not None:
+            report["plots"] = [str(p) for p in plot_scores(scored, Path(plot_dir), name, f"{title} ({name})".strip())]
+        reports.append(report)
+    return reports
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "tier"
+
+
+def plot_scores(scored: Scored, out: Path, name: str, title: str) -> list[Path]:
+    from .plots import confidence_histogram, reliability_diagram
+
+    what = "answers given" if name == CASCADE else "calibrated top probability"
+    return [
+        reliability_diagram(scored.confidence, scored.correct, out / f"{_slug(name)}-reliability.png", f"{title}: {what}"),
+        confidence_histogram(scored.confidence, scored.correct, out / f"{_slug(name)}-confidence.png", f"{title}: {what}"),
+    ]
 
 
 def format_report(report: dict[str, Any], title: str) -> str:
@@ -96,6 +148,8 @@ def format_report(report: dict[str, Any], title: str) -> str:
         )
         if report.get("unknown_intents"):
             lines.append(f"  unknown intents    {report['unknown_intents']:,} rows have an intent the model does not know (counted wrong)")
+    for path in report.get("plots", []):
+        lines.append(f"  plot               {path}")
     if report.get("latency_ms_median") is not None:
         lines.append(f"  median latency     {report['latency_ms_median'] * 1000:.1f} us per utterance")
     lines += ["", f"  {'intent':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]

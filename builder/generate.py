@@ -1,9 +1,11 @@
 """Synthetic training data from templates (BRIEF section 3), deterministic for a given seed.
 
-Every template is expanded with slot combinations (capped per template), each expansion gets
-variants (lower-case, punctuation stripped, a typo), some get a random prefix and/or suffix;
-then each intent draws its share of the target size round-robin across its templates, so a
-slot-rich template cannot drown out the plain phrasings, and the rows are split 80/10/10 per intent.
+Every template is expanded with slot combinations (capped per template) plus, for the slots the
+templates file lists under ``open_slots``, made-up values (``open_rate`` of the expansions);
+each expansion gets variants (lower-case, punctuation stripped, a typo), some get a random prefix
+and/or suffix; then each intent draws its share of the target size round-robin across its
+templates, so a slot-rich template cannot drown out the plain phrasings; ``noise_rate`` of the
+drawn rows are damaged the way people type (``builder.noise``); the rows are split 80/10/10 per intent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Callable, Iterator
 
 from .datasets import Example
 from .errors import BuildError
+from .noise import Noise, OpenValues
 from .templates import PLACEHOLDER, Templates, placeholders
 
 DEFAULT_SIZE = 25_000
@@ -32,7 +35,16 @@ class GenerateOptions:
     seed: int = DEFAULT_SEED
     max_combos: int = DEFAULT_MAX_COMBOS
     affix_rate: float = 0.3
+    open_rate: float = 0.3  # share of a template's expansions with made-up values in its open slots
+    noise_rate: float = 0.5  # share of the drawn utterances given typos, fillers, text-speak, ...
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        for name in ("affix_rate", "noise_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise BuildError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if not 0.0 <= self.open_rate < 1.0:
+            raise BuildError(f"open_rate must be at least 0 and below 1, got {self.open_rate}")
 
     @classmethod
     def from_env(cls, size: int | None = None, seed: int | None = None, max_combos: int | None = None) -> "GenerateOptions":
@@ -50,6 +62,7 @@ class GenerationReport:
     pool_sizes: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
     short: dict[str, int] = field(default_factory=dict)
+    noisy: int = 0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -138,14 +151,36 @@ class _Variation:
         return _SPACES.sub(" ", text).strip()
 
 
-def _template_pool(template: str, templates: Templates, var: _Variation, cap: int) -> list[str]:
+def _fill_open(template: str, templates: Templates, values: OpenValues, rng: random.Random) -> str:
+    """`template` with made-up values in (most of) its open slots and known values elsewhere."""
+    names = placeholders(template)
+    open_names = [n for n in names if n in templates.open_slots]
+    forced = rng.choice(open_names)
+
+    def pick(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in templates.open_slots and (name == forced or rng.random() < 0.5):
+            return values.value(rng.choice(templates.open_slots[name]))
+        return rng.choice(templates.slots[name])
+
+    return PLACEHOLDER.sub(pick, template)
+
+
+def _template_pool(
+    template: str, templates: Templates, var: _Variation, cap: int, open_values: OpenValues | None = None, open_rate: float = 0.0
+) -> list[str]:
     """Distinct utterances of one template: its expansions and their variants first, some with
     affixes, then (for templates with few slot combinations) more affixed forms up to `cap`."""
     rng = var.rng
+    bases = expand(template, templates.slots, rng, cap)
+    if open_values is not None and open_rate > 0 and any(n in templates.open_slots for n in placeholders(template)):
+        # Added so that made-up values make up `open_rate` of the expansions.
+        extra = max(1, round(len(bases) * open_rate / (1 - open_rate)))
+        bases += [_fill_open(template, templates, open_values, rng) for _ in range(extra)]
     # Keyed case-insensitively so that two spellings of one utterance never straddle a split;
     # shuffling the variants first lets a random casing survive.
     plain: dict[str, str] = {}
-    for base in expand(template, templates.slots, rng, cap):
+    for base in bases:
         variants = var.variants(base)
         rng.shuffle(variants)
         for variant in variants:
@@ -171,7 +206,7 @@ def _template_pool(template: str, templates: Templates, var: _Variation, cap: in
     return first + then
 
 
-def _round_robin(pools: list[list[str]], quota: int, banned: set[str]) -> list[str]:
+def _round_robin(pools: list[list[str]], quota: int, banned: set[str], taken: set[str]) -> list[str]:
     iterators: list[Iterator[str]] = [iter(p) for p in pools]
     chosen: dict[str, str] = {}
     while iterators and len(chosen) < quota:
@@ -179,7 +214,7 @@ def _round_robin(pools: list[list[str]], quota: int, banned: set[str]) -> list[s
         for it in iterators:
             for text in it:
                 key = text.lower()
-                if key not in banned and key not in chosen:
+                if key not in banned and key not in taken and key not in chosen:
                     chosen[key] = text
                     alive.append(it)
                     break
@@ -187,6 +222,25 @@ def _round_robin(pools: list[list[str]], quota: int, banned: set[str]) -> list[s
                 break
         iterators = alive
     return list(chosen.values())
+
+
+def _template_words(templates: Templates) -> set[str]:
+    texts = [t for items in templates.intents.values() for t in items] + templates.prefixes + templates.suffixes
+    texts += [v for values in templates.slots.values() for v in values]
+    return {w for text in texts for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", text).lower())}
+
+
+def _noisy(text: str, noise: Noise, rate: float, rng: random.Random, banned: set[str], taken: set[str], report: GenerationReport) -> str:
+    """`text` damaged by `noise` with probability `rate`, unless that spelling is already in use."""
+    if rng.random() >= rate:
+        return text
+    damaged = _SPACES.sub(" ", noise(text)).strip()
+    key = damaged.lower()
+    if not damaged or key in banned or key in taken:
+        return text
+    taken.add(key)
+    report.noisy += 1
+    return damaged
 
 
 def generate(
@@ -197,11 +251,13 @@ def generate(
     """Build the train/val/test splits; the same templates and options give the same rows."""
     rng = random.Random(options.seed)
     var = _Variation(templates, rng, options.affix_rate)
+    open_values = OpenValues(rng, exclude=_template_words(templates)) if templates.open_slots and options.open_rate > 0 else None
+    noise = Noise(rng, protect=[w for values in templates.slots.values() for v in values for w in v.split()]) if options.noise_rate > 0 else None
     report = GenerationReport()
     pools: dict[str, list[list[str]]] = {}
     owners: dict[str, set[str]] = {}
     for intent, items in templates.intents.items():
-        pools[intent] = [_template_pool(t, templates, var, options.max_combos) for t in items]
+        pools[intent] = [_template_pool(t, templates, var, options.max_combos, open_values, options.open_rate) for t in items]
         for pool in pools[intent]:
             for text in pool:
                 owners.setdefault(text.lower(), set()).add(intent)
@@ -214,9 +270,13 @@ def generate(
     intents = list(templates.intents)
     base, extra = divmod(options.size, len(intents))
     splits: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+    taken: set[str] = set()  # every row drawn so far, case-insensitively, noisy forms included
     for k, intent in enumerate(intents):
         quota = base + (1 if k < extra else 0)
-        chosen = _round_robin(pools[intent], quota, banned_lower)
+        chosen = _round_robin(pools[intent], quota, banned_lower, taken)
+        taken.update(t.lower() for t in chosen)
+        if noise is not None:
+            chosen = [_noisy(text, noise, options.noise_rate, rng, banned_lower, taken, report) for text in chosen]
         if len(chosen) < quota:
             report.short[intent] = quota - len(chosen)
         report.per_intent[intent] = len(chosen)

@@ -17,20 +17,39 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+@dataclass
+class CalibrationBins:
+    """Equal-width confidence bins: rows, accuracy and mean confidence per bin (0 when empty)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    accuracy: np.ndarray
+    confidence: np.ndarray
+
+    @property
+    def ece(self) -> float:
+        total = self.counts.sum()
+        return float((self.counts * np.abs(self.accuracy - self.confidence)).sum() / total) if total else 0.0
+
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> CalibrationBins:
+    """Bin b holds confidences in (edges[b], edges[b + 1]]; the first bin also holds 0."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    safe = np.maximum(counts, 1)
+    accuracy = np.bincount(which, weights=correct, minlength=bins) / safe
+    mean_conf = np.bincount(which, weights=confidence, minlength=bins) / safe
+    return CalibrationBins(edges, counts, accuracy, mean_conf)
+
+
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE with equal-width confidence bins: sum over bins of |accuracy - confidence| weighted by size."""
     if len(targets) == 0:
         return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == targets
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
+    return calibration_bins(probs.max(axis=1), probs.argmax(axis=1) == targets, bins).ece
 
 
 def negative_log_likelihood(probs: np.ndarray, targets: np.ndarray) -> float:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from runtime_py.bundle import FALLBACK_INTENT
 
@@ -30,6 +31,8 @@ class Templates:
     typos: dict[str, list[str]] = field(default_factory=dict)
     required_slots: dict[str, list[str]] = field(default_factory=dict)
     slot_patterns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # slot -> kinds of made-up values generation may use for it (builder.noise.OPEN_KINDS)
+    open_slots: dict[str, list[str]] = field(default_factory=dict)
 
     def slot_spec(self) -> dict[str, Any]:
         """The manifest's ``slots`` section: values, patterns and required slots per intent."""
@@ -38,6 +41,38 @@ class Templates:
 
 def placeholders(template: str) -> list[str]:
     return PLACEHOLDER.findall(template)
+
+
+def fill_all(text: str, slots: dict[str, list[str]]) -> Iterator[str]:
+    """`text` with every combination of its slots' values."""
+    names = placeholders(text)
+    for values in itertools.product(*(slots[name] for name in names)):
+        it = iter(values)
+        yield PLACEHOLDER.sub(lambda _: next(it), text)
+
+
+def template_texts(templates: Templates) -> Iterator[str]:
+    """Every template with every slot combination, bare, after each prefix and before each suffix:
+    the wording a held-out evaluation set must not share (see models/eval/README.md)."""
+    suffixes = [s for suffix in templates.suffixes for s in fill_all(suffix, templates.slots)]
+    for items in templates.intents.values():
+        for template in items:
+            for text in fill_all(template, templates.slots):
+                yield text
+                yield from (f"{prefix} {text}" for prefix in templates.prefixes)
+                yield from (f"{text} {suffix}" for suffix in suffixes)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def word_ngrams(texts: Iterable[str], n: int = 4) -> set[tuple[str, ...]]:
+    """Word n-grams of lower-cased text with apostrophes dropped ("What's" -> "whats")."""
+    out: set[tuple[str, ...]] = set()
+    for text in texts:
+        words = _WORD.findall(text.lower().replace("'", "").replace("\u2019", ""))
+        out.update(zip(*(words[i:] for i in range(n))))
+    return out
 
 
 def _strings(value: Any, where: str, allow_empty_list: bool = True) -> list[str]:
@@ -66,7 +101,7 @@ def parse_templates(data: Any, path: Path) -> Templates:
     where = str(path)
     if not isinstance(data, dict):
         raise BuildError(f"{where}: expected a JSON object with 'intents' and 'slots'")
-    known = {"name", "description", "intents", "slots", "prefixes", "suffixes", "typos", "required_slots", "slot_patterns"}
+    known = {"name", "description", "intents", "slots", "prefixes", "suffixes", "typos", "required_slots", "slot_patterns", "open_slots"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise BuildError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
@@ -128,6 +163,7 @@ def parse_templates(data: Any, path: Path) -> Templates:
         if spec.get("case") not in (None, "upper", "lower"):
             raise BuildError(f"{at}.case: expected 'upper', 'lower' or null")
         _strings(spec.get("exclude", []), f"{at}.exclude")
+    open_slots = _open_slots(data.get("open_slots", {}), f"{where}: open_slots", slots)
     return Templates(
         path=path,
         name=str(data.get("name") or path.stem),
@@ -138,7 +174,25 @@ def parse_templates(data: Any, path: Path) -> Templates:
         typos=typos,
         required_slots={k: list(v) for k, v in required.items()},
         slot_patterns=patterns,
+        open_slots=open_slots,
     )
+
+
+def _open_slots(data: Any, where: str, slots: dict[str, list[str]]) -> dict[str, list[str]]:
+    from .noise import OPEN_KINDS
+
+    if not isinstance(data, dict):
+        raise BuildError(f"{where}: expected an object of slot -> kinds of made-up values ({', '.join(OPEN_KINDS)})")
+    out = {}
+    for name, kinds in data.items():
+        if name not in slots:
+            raise BuildError(f"{where}.{name}: no such slot (known slots: {', '.join(sorted(slots)) or 'none'})")
+        kinds = _strings(kinds, f"{where}.{name}", allow_empty_list=False)
+        for kind in kinds:
+            if kind not in OPEN_KINDS:
+                raise BuildError(f"{where}.{name}: unknown kind {kind!r} (known: {', '.join(OPEN_KINDS)})")
+        out[name] = kinds
+    return out
 
 
 def load_templates(path: str | Path | None = None) -> Templates:

@@ -26,6 +26,7 @@ from .calibration import fit_temperature
 from .datasets import Example, intent_labels
 from .errors import BuildError
 from .metrics import evaluate_logits
+from .oos import DEFAULT_OOS_LABELS
 
 
 @dataclass
@@ -49,6 +50,7 @@ class BowOptions:
     class_weights: bool = False
     label_smoothing: float = 0.0
     seed: int = 7
+    oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(

@@ -24,6 +24,7 @@ from runtime_py.wordpiece import WordPieceTokenizer
 
 from .datasets import Example, intent_labels
 from .errors import BuildError
+from .oos import DEFAULT_OOS_LABELS
 from .transformer_model import SequenceClassifier, load_encoder, resolve_base
 
 
@@ -44,6 +45,8 @@ class TransformerOptions:
     seed: int = 7
     max_steps: int | None = None  # stop early (tests, smoke runs)
     device: str = "auto"  # auto: CUDA when available, else CPU
+    average_last: int = 0  # also try the mean of the last N epochs' weights; kept if val prefers it
+    oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
 
 
 @dataclass
@@ -52,7 +55,8 @@ class TransformerResult:
     tokenizer_dir: Path
     labels: list[str]
     history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
+    best_epoch: int = 0  # 0 when the averaged checkpoint was kept (see `averaged`)
+    averaged: str | None = None  # "4-6" when the mean of those epochs' weights was kept
     seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +107,17 @@ def _class_weights(targets: np.ndarray, n: int, mode: str, log: Callable[[str], 
         return None
     log(f"class weights on (largest/smallest intent: {ratio:.1f}x)")
     return torch.tensor(len(targets) / (n * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several checkpoints of one model (integer buffers from the last)."""
+    out = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            out[key] = torch.stack([s[key].float() for s in states]).mean(0).to(last.dtype)
+        else:
+            out[key] = last.clone()
+    return out
 
 
 def train_transformer(
@@ -158,6 +173,7 @@ def train_transformer(
     pad = tokenizer.token_to_id(tokenizer.pad_token) or 0
     result = TransformerResult(model=model, tokenizer_dir=tokenizer_dir, labels=labels, options=asdict(options))
     best_acc, best_state, step = -1.0, None, 0
+    recent: list[dict[str, torch.Tensor]] = []  # the last `average_last` epochs' weights
     val_texts = [r.text for r in val]
     val_targets = np.asarray([index.get(r.intent, -1) for r in val])
     for epoch in range(1, options.epochs + 1):
@@ -195,8 +211,20 @@ def train_transformer(
         if not val or val_acc > best_acc:
             best_acc, result.best_epoch = val_acc, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if options.average_last > 1:
+            recent = (recent + [{k: v.detach().cpu().clone() for k, v in model.state_dict().items()}])[-options.average_last :]
         if step >= total:
             break
+    if val and len(recent) > 1:
+        averaged = average_states(recent)
+        model.load_state_dict(averaged)
+        avg_acc = float((predict_logits(model, tokenizer, val_texts, options.max_length).argmax(1) == val_targets).mean())
+        first = result.history[-1]["epoch"] - len(recent) + 1
+        log(f"mean of epochs {first}-{result.history[-1]['epoch']}: val accuracy {avg_acc:.4f} (best single epoch {best_acc:.4f})")
+        result.history.append({"epoch": f"mean {first}-{result.history[-1]['epoch']}", "val_accuracy": avg_acc})
+        if avg_acc >= best_acc:
+            best_acc, result.best_epoch, best_state = avg_acc, 0, averaged
+            result.averaged = f"{first}-{result.history[-2]['epoch']}"
     if best_state is not None:
         model.load_state_dict(best_state)
     model.cpu().eval()  # export, quantization and calibration run on the CPU

@@ -21,6 +21,7 @@ from runtime_py.wordpiece import WordPieceTokenizer
 from .bundle_writer import open_bundle
 from .calibration import choose_threshold, fit_temperature
 from .datasets import read_splits
+from .oos import record_oos_labels
 from .metrics import evaluate_logits, softmax
 from .onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
 from .optimize import build_variants, describe_variant
@@ -93,7 +94,7 @@ def train_transformer_into_bundle(
             allow_changes=options.allow_prune_changes,
         )
         log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")
-    summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+    summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "train_seconds": result.seconds}
     with open_bundle(out) as draft:
         write_tokenizer_files(vocab, result.tokenizer_dir, draft.root, training.max_length)
         config = model.encoder.config
@@ -138,9 +139,10 @@ def train_transformer_into_bundle(
             calibration={"fitted_on": "val", "variant": shipped.role, "target_precision": options.target_precision,
                          "val_coverage": coverage, "val_answer_accuracy": precision},
             metrics=metrics,
-            training={**result.options, "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1)},
+            training={**result.options, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "seconds": round(result.seconds, 1)},
             pruning=prune_report.__dict__ if prune_report else None,
         )
+        record_oos_labels(draft.manifest, labels, training.oos_labels)
     for role, by_split in metrics.items():
         for split, m in by_split.items():
             log(f"{role} {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}")

@@ -50,6 +50,7 @@ class Manifest:
     tiers: list[TierSpec]
     fallback_intent: str = FALLBACK_INTENT
     margin: float | None = None
+    oos_labels: list[str] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -141,6 +142,9 @@ def parse_manifest(data: Any, where: str = MANIFEST_NAME) -> Manifest:
     margin = routing.get("margin")
     if margin is not None and not (isinstance(margin, (int, float)) and math.isfinite(margin) and 0 <= margin <= 1):
         raise BundleError(f"{where}.routing.margin: expected a number between 0 and 1, got {margin!r}")
+    oos_labels = routing.get("oos_labels") or []
+    if not isinstance(oos_labels, list) or not all(isinstance(x, str) and x for x in oos_labels):
+        raise BundleError(f"{where}.routing.oos_labels: expected a list of label names, got {oos_labels!r}")
     slots = data.get("slots") or {}
     if not isinstance(slots, Mapping):
         raise BundleError(f"{where}.slots: expected an object")
@@ -150,6 +154,7 @@ def parse_manifest(data: Any, where: str = MANIFEST_NAME) -> Manifest:
         tiers=tiers,
         fallback_intent=str(data.get("fallback_intent", FALLBACK_INTENT)),
         margin=None if margin is None else float(margin),
+        oos_labels=list(oos_labels),
         slots=dict(slots),
         raw=dict(data),
     )

@@ -12,7 +12,12 @@ tier_thresholds[name]  INTENT_THRESHOLD_<NAME>      --       per-tier override o
 margin                 INTENT_MARGIN                0.1      top-1 minus top-2 below this is ambiguous
 force                  INTENT_FORCE                 false    accept the last tier's answer whatever it is
 max_chars              INTENT_MAX_CHARS             4096     longer input is refused with InputError
+oos_labels             --                           --       labels meaning "out of scope" (manifest
+                                                             ``routing.oos_labels``)
 =====================  ===========================  =======  =============================================
+
+A tier that confidently answers one of the ``oos_labels`` ends the cascade with the fallback
+intent and reason ``out_of_scope`` (its tier and confidence kept, no missing slots).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class RouteResult:
     intent: str
     confidence: float | None
     tier: str | None
-    reason: str  # confident | forced | escalated | below_threshold | ambiguous | unknown_label | empty_input | no_tier
+    reason: str  # confident | forced | escalated | out_of_scope | below_threshold | ambiguous | unknown_label | empty_input | no_tier
     ranking: list[tuple[str, float]] = field(default_factory=list)
     tiers: list[TierReport] = field(default_factory=list)
     slots: dict[str, list[str]] = field(default_factory=dict)
@@ -131,6 +136,7 @@ class Router:
         force: bool | None = None,
         max_chars: int | None = None,
         known_intents: Collection[str] | None = None,
+        oos_labels: Collection[str] | None = None,
         escalate: EscalationHook | None = None,
         environ: Mapping[str, str] | None = None,
         manifest: Manifest | None = None,
@@ -145,6 +151,7 @@ class Router:
         self.bundle_dir = Path(bundle_dir) if bundle_dir is not None else None
         self.problems = list(problems)
         self.known_intents = set(known_intents) if known_intents is not None else None
+        self.oos_labels = set(oos_labels if oos_labels is not None else manifest.oos_labels if manifest else ())
         self.escalate = escalate
         self.margin = _first(
             _check_probability("margin", margin),
@@ -235,7 +242,7 @@ class Router:
         label, confidence = ranking[0]
         runner_up = ranking[1][1] if len(ranking) > 1 else 0.0
         report.label, report.confidence, report.margin = label, confidence, confidence - runner_up
-        if self.known_intents is not None and label not in self.known_intents:
+        if self.known_intents is not None and label not in self.known_intents and label not in self.oos_labels:
             report.reason = "unknown_label"
         elif confidence < threshold:
             report.reason = "below_threshold"
@@ -268,7 +275,9 @@ class Router:
         if last is not None:
             report, ranking = last
             result.ranking = ranking
-            if report.accepted or (self.force and report.reason != "unknown_label"):
+            if report.accepted and report.label in self.oos_labels:
+                result.confidence, result.tier, result.reason = report.confidence, report.tier, "out_of_scope"
+            elif report.accepted or (self.force and report.reason != "unknown_label"):
                 result.intent, result.confidence, result.tier = report.label, report.confidence, report.tier
                 result.reason = "confident" if report.accepted else "forced"
             else:
@@ -276,7 +285,7 @@ class Router:
         if result.tier is None and self.escalate is not None:
             self._escalate(clean, result)
         result.slots = self.slots.extract(clean)
-        if result.tier is not None:
+        if result.tier is not None and result.reason != "out_of_scope":
             result.missing_slots = self.slots.missing(result.intent, result.slots)
         result.latency_ms = (time.perf_counter() - start) * 1000
         return result
@@ -332,7 +341,7 @@ class Router:
             "fallback_intent": self.fallback_intent,
             "tiers": tiers,
             "problems": self.problems,
-            "routing": {"margin": self.margin, "force": self.force, "max_chars": self.max_chars},
+            "routing": {"margin": self.margin, "force": self.force, "max_chars": self.max_chars, "oos_labels": sorted(self.oos_labels)},
             "slots": self.slots.slot_names,
             "runtime": _runtime_info(),
         }

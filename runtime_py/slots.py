@@ -63,7 +63,7 @@ class SlotExtractor:
         """Slot name -> values found, in order of appearance, without repeats."""
         found: dict[str, list[tuple[int, str]]] = {}
         for slot, regex, canonical in self._lists:
-            hits = [(m.start(), canonical[m.group(0).lower()]) for m in regex.finditer(text)]
+            hits = [(m.start(), _canonical(canonical, m.group(0))) for m in regex.finditer(text)]
             if hits:
                 found[slot] = hits
         for slot, regex, case, exclude in self._patterns:
@@ -83,3 +83,16 @@ class SlotExtractor:
     def missing(self, intent: str, found: Mapping[str, Sequence[str]]) -> list[str]:
         """Required slots of `intent` that `found` has no value for."""
         return [name for name in self.required.get(intent, []) if not found.get(name)]
+
+
+def _canonical(canonical: Mapping[str, str], matched: str) -> str:
+    """The listed spelling of a matched value. A case-insensitive match can differ from every
+    listed value after .lower() ("ſpy" matches "spy", "İRA" matches "ira"): look it up by regex."""
+    direct = canonical.get(matched.lower())
+    if direct is not None:
+        return direct
+    for key, value in canonical.items():
+        if re.fullmatch(re.escape(key), matched, re.IGNORECASE):
+            return value
+    return matched
+

@@ -175,3 +175,50 @@ def test_slots_and_missing_required_slots_are_reported():
     data = result.to_dict()
     assert data["ranking"][0] == {"intent": "quotes", "confidence": pytest.approx(0.95)}
     assert data["missing_slots"] == ["SYMBOL"]
+
+
+OOS_LABELS = ["cash_balance", "oos", "quotes"]
+
+
+def test_confident_oos_label_answers_clarify_out_of_scope_from_that_tier():
+    slots = SlotExtractor({"SYMBOL": ["AAPL"]}, required={"quotes": ["SYMBOL"]})
+    first = ScriptedTier("bow", OOS_LABELS, [0.05, 0.9, 0.05])
+    second = ScriptedTier("big", OOS_LABELS, [0.9, 0.05, 0.05])
+    result = router(first, second, oos_labels=["oos"], slots=slots).classify("what's the weather in AAPL town")
+    assert (result.intent, result.tier, result.reason) == ("clarify", "bow", "out_of_scope")
+    assert result.confidence == pytest.approx(0.9) and not result.is_fallback
+    assert second.calls == 0 and result.tiers[0].reason == "confident"
+    assert result.missing_slots == [] and result.slots == {"SYMBOL": ["AAPL"]}
+    assert result.to_dict()["reason"] == "out_of_scope"
+
+
+def test_unsure_oos_label_lets_the_cascade_go_on():
+    # 0.7 < the 0.75 hand-off threshold: the next tier decides.
+    first = ScriptedTier("bow", OOS_LABELS, [0.2, 0.7, 0.1])
+    second = ScriptedTier("big", OOS_LABELS, [0.05, 0.05, 0.9])
+    result = router(first, second, oos_labels=["oos"]).classify("x")
+    assert (result.intent, result.tier, result.reason) == ("quotes", "big", "confident")
+    last = router(ScriptedTier("bow", OOS_LABELS, [0.3, 0.5, 0.2]), oos_labels=["oos"]).classify("x")
+    assert (last.intent, last.tier, last.reason) == ("clarify", None, "below_threshold")
+    # Without oos_labels the label is an ordinary intent.
+    plain = router(ScriptedTier("bow", OOS_LABELS, [0.05, 0.9, 0.05])).classify("x")
+    assert (plain.intent, plain.reason) == ("oos", "confident")
+
+
+def test_oos_labels_are_never_unknown_labels_and_come_from_the_manifest():
+    from runtime_py.bundle import parse_manifest
+
+    tier = ScriptedTier("bow", OOS_LABELS, [0.05, 0.9, 0.05])
+    result = router(tier, oos_labels=["oos"], known_intents={"cash_balance", "quotes"}).classify("x")
+    assert result.reason == "out_of_scope"
+    entry = {"path": "bow.json", "bytes": 1, "sha256": "0" * 64}
+    manifest = parse_manifest({
+        "format": "edge-intent-bundle", "format_version": 1, "labels": OOS_LABELS,
+        "tiers": [{"name": "bow", "kind": "bow", "files": {"model": entry}}], "routing": {"oos_labels": ["oos"]},
+    })
+    assert manifest.oos_labels == ["oos"]
+    from_manifest = router(tier, manifest=manifest)
+    assert from_manifest.classify("x").reason == "out_of_scope"
+    assert from_manifest.status()["routing"]["oos_labels"] == ["oos"]
+    with pytest.raises(IntentKitError, match=r"routing\.oos_labels: expected a list of label names"):
+        parse_manifest({**manifest.raw, "routing": {"oos_labels": "oos"}})

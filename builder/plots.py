@@ -1,0 +1,91 @@
+"""PNG figures for ``builder eval --plot``: reliability diagram, confidence histograms.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display)
+and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import replace_file
+from .metrics import ECE_BINS, calibration_bins
+
+
+def _figure(rows: int = 1, height: float = 4.2, ratios: list[int] | None = None):  # type: ignore[no-untyped-def]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios} if ratios else None)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    replace_file(path, buffer.getvalue())
+    return path
+
+
+def reliability_diagram(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = ECE_BINS) -> Path:
+    """Accuracy per confidence bin against the diagonal, the gap to each bin's mean confidence
+    in red, ECE in the title, and the rows per bin underneath."""
+    b = calibration_bins(confidence, correct, bins)
+    width = 1.0 / bins
+    left = b.edges[:-1]
+    filled = b.counts > 0
+    fig, (top, bottom) = _figure(rows=2, height=5.6, ratios=[3, 1])
+    top.plot([0, 1], [0, 1], linestyle="--", color="0.45", linewidth=1, label="perfect calibration")
+    top.bar(left[filled], b.accuracy[filled], width=width, align="edge", color="#4c72b0", edgecolor="black", linewidth=0.6, label="accuracy")
+    gap_low = np.minimum(b.accuracy, b.confidence)[filled]
+    gap_height = np.abs(b.confidence - b.accuracy)[filled]
+    top.bar(left[filled], gap_height, bottom=gap_low, width=width, align="edge", color="#dd5555", alpha=0.45,
+            edgecolor="#aa2222", hatch="//", linewidth=0.6, label="gap to mean confidence")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"{title}\nECE = {b.ece:.4f} ({bins} bins, {int(b.counts.sum()):,} rows)", fontsize=10)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(left, b.counts, width=width, align="edge", color="0.6", edgecolor="black", linewidth=0.6)
+    bottom.set_yscale("symlog")
+    bottom.set_ylabel("rows")
+    bottom.set_xlabel("confidence (calibrated top probability)")
+    return _save(fig, path)
+
+
+def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = 20) -> Path:
+    """How confident the model is when it is right and when it is wrong."""
+    confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, ax = _figure()
+    ax.hist(confidence[correct], bins=edges, color="#4c72b0", alpha=0.75, label=f"correct ({int(correct.sum()):,})")
+    ax.hist(confidence[~correct], bins=edges, color="#dd5555", alpha=0.75, label=f"wrong ({int((~correct).sum()):,})")
+    ax.set_yscale("symlog")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("confidence (calibrated top probability)")
+    ax.set_ylabel("rows")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def oos_histogram(confidence: np.ndarray, is_oos: np.ndarray, threshold: float, path: Path, title: str, bins: int = 20) -> Path:
+    """Confidence of in-scope against out-of-scope rows, with the clarify threshold."""
+    confidence, is_oos = np.asarray(confidence), np.asarray(is_oos, dtype=bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, ax = _figure()
+    ax.hist(confidence[~is_oos], bins=edges, color="#4c72b0", alpha=0.7, label=f"in scope ({int((~is_oos).sum()):,})")
+    ax.hist(confidence[is_oos], bins=edges, color="#dd8452", alpha=0.7, label=f"out of scope ({int(is_oos.sum()):,})")
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
+    ax.set_yscale("symlog")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("confidence (calibrated top probability)")
+    ax.set_ylabel("rows")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,176 @@
+"""Out-of-scope handling: metrics, an explicit OOS class end to end, and the held-out intents protocol."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from builder.datasets import Example, read_splits, write_splits
+from builder.errors import BuildError
+from builder.evaluate import evaluate
+from builder.oos import (
+    auroc,
+    bow_recipe,
+    oos_metrics,
+    pick_holdout,
+    record_oos_labels,
+    run_holdout,
+    threshold_for_loss,
+)
+from builder.train_bow import BowOptions
+from runtime_py import Router
+
+
+def _pairwise_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    pos, neg = scores[positive], scores[~positive]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return wins / (len(pos) * len(neg))
+
+
+def test_auroc_matches_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n = int(rng.integers(5, 80))
+        scores = rng.integers(0, 6, n).astype(float)  # many ties
+        positive = rng.random(n) < 0.4
+        positive[:2] = [True, False]
+        assert auroc(scores, positive) == pytest.approx(_pairwise_auroc(scores, positive))
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([False, False, True, True])) == 1.0
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([True, True, False, False])) == 0.0
+    with pytest.raises(BuildError, match="both positive and negative"):
+        auroc(np.array([0.5, 0.6]), np.array([True, True]))
+
+
+def test_threshold_for_loss_rejects_at_most_the_budget_of_right_answers():
+    confidence = np.array([0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.97, 0.99])
+    correct = np.array([False, True, True, False, True, True, True, True, True, True])
+    assert threshold_for_loss(confidence, correct, 0.0) == 0.40  # no right answer may be lost
+    assert threshold_for_loss(confidence, correct, 0.1) == 0.50  # one of ten rows: the 0.40 one
+    assert threshold_for_loss(confidence, correct, 0.25) == 0.70  # two: 0.40 and 0.50 (0.60 was wrong anyway)
+    assert threshold_for_loss(confidence, correct, 1.0) == 1.0
+    rng = np.random.default_rng(1)
+    conf, right = rng.random(500), rng.random(500) < 0.8
+    for budget in (0.005, 0.01, 0.05):
+        t = threshold_for_loss(conf, right, budget)
+        assert (right & (conf < t)).mean() <= budget
+        assert (right & (conf <= t)).mean() > budget  # and it is the highest such threshold
+
+
+def test_oos_metrics_on_a_small_case():
+    confidence = np.array([0.9, 0.8, 0.4, 0.95, 0.3, 0.7, 0.2])
+    correct = np.array([True, True, True, False, False, False, False])
+    is_oos = np.array([False, False, False, False, True, True, True])
+    m = oos_metrics(confidence, correct, is_oos, threshold=0.5)
+    assert m["in_scope_accuracy"] == pytest.approx(3 / 4)
+    assert m["in_scope_accuracy_with_rejection"] == pytest.approx(2 / 4)  # the 0.4 right answer is rejected
+    assert m["in_scope_accuracy_loss"] == pytest.approx(1 / 4)
+    assert m["oos_recall"] == pytest.approx(2 / 3)  # 0.3 and 0.2 rejected, 0.7 accepted
+    assert m["oos_precision"] == pytest.approx(2 / 3)  # rejected: 0.4 (in scope), 0.3, 0.2
+    assert m["accuracy_with_oos_class"] == pytest.approx((2 + 2) / 7)
+
+
+def test_pick_holdout_is_reproducible_and_bounded():
+    labels = [f"intent_{i:02d}" for i in range(20)] + ["oos"]
+    first = pick_holdout(labels, 5, seed=3)
+    assert first == pick_holdout(list(reversed(labels)), 5, seed=3) and len(set(first)) == 5
+    assert "oos" not in first and first != pick_holdout(labels, 5, seed=4)
+    with pytest.raises(BuildError, match=r"--holdout-intents 19: choose 1\.\.18"):
+        pick_holdout(labels, 19, seed=3)
+
+
+def test_record_oos_labels_sets_and_clears_the_routing_entry():
+    manifest = {"routing": {"margin": 0.1}}
+    assert record_oos_labels(manifest, ["a", "oos", "b"]) == ["oos"]
+    assert manifest["routing"] == {"margin": 0.1, "oos_labels": ["oos"]}
+    assert record_oos_labels(manifest, ["a", "none_of_these"], ["none_of_these", "other"]) == ["none_of_these"]
+    assert record_oos_labels(manifest, ["a", "b"]) == [] and "oos_labels" not in manifest["routing"]
+
+
+OFF_TOPIC = [
+    " ".join(words)
+    for words in itertools.product(
+        ["what's the", "tell me the", "check the", "any news on the", "remind me about the"],
+        ["weather", "football score", "pizza place", "movie times", "flight status", "traffic", "recipe"],
+        ["tonight", "in paris", "near me", "tomorrow"],
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def data_with_oos(tmp_path_factory, small_data):
+    splits = read_splits(small_data)
+    rng = random.Random(0)
+    rows = [Example(text, "oos") for text in OFF_TOPIC]
+    rng.shuffle(rows)
+    cut = int(len(rows) * 0.8)
+    splits["train"] += rows[:cut]
+    splits["val"] += rows[cut : cut + 7]
+    splits["test"] += rows[cut + 7 :]
+    out = tmp_path_factory.mktemp("data") / "with-oos"
+    write_splits(out, splits, {"slots.json": json.loads((small_data / "slots.json").read_text())})
+    return out
+
+
+def test_an_oos_class_is_trained_listed_in_the_manifest_and_routed_to_clarify(data_with_oos, tmp_path):
+    from builder.cli import train_bow_into_bundle
+
+    bundle = tmp_path / "bundle"
+    train_bow_into_bundle(data_with_oos, bundle, BowOptions(epochs=4), progress=False)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["routing"]["oos_labels"] == ["oos"] and "oos" in manifest["labels"]
+    router = Router.from_bundle(bundle, strict=True, environ={})
+    result = router.classify("what's the weather near me tomorrow")
+    assert (result.intent, result.reason, result.tier) == ("clarify", "out_of_scope", "bow")
+    assert router.classify("how many shares of TSLA do I own").intent == "positions"
+    # The cascade expects "clarify" for rows labelled oos.
+    rows = [Example("what's the traffic tonight", "oos"), Example("price of AAPL", "quotes")]
+    (report,) = evaluate(bundle, rows, "cascade", environ={})
+    assert report["accuracy"] == 1.0 and report["coverage"] == 0.5
+
+    # A different name for the OOS class is configurable; without one, nothing is listed.
+    renamed = tmp_path / "renamed"
+    train_bow_into_bundle(data_with_oos, renamed, BowOptions(epochs=1, oos_labels=("none_of_these",)), progress=False)
+    assert "oos_labels" not in json.loads((renamed / "manifest.json").read_text())["routing"]
+
+
+def test_bow_recipe_reads_back_the_options_a_bundle_was_trained_with(small_bundle, tmp_path):
+    options, source = bow_recipe(small_bundle)
+    assert options == BowOptions(epochs=3) and source.endswith("bow.json")
+    options, source = bow_recipe(tmp_path)  # not a bundle: the defaults
+    assert options == BowOptions() and source.startswith("defaults")
+
+
+def test_holdout_protocol_retrains_without_the_intents_and_scores_them_as_oos(small_data, small_bundle, tmp_path):
+    keep = tmp_path / "holdout-bundle"
+    result = run_holdout(small_bundle, small_data, "bow", n=2, seed=5, max_inscope_loss=0.02, keep=keep, log=lambda _: None)
+    report = result.report
+    held = report["held_out"]
+    assert held == pick_holdout(json.loads((small_bundle / "manifest.json").read_text())["labels"], 2, 5)
+    manifest = json.loads((keep / "manifest.json").read_text())
+    assert not set(held) & set(manifest["labels"]) and len(manifest["labels"]) == 9
+    test_rows = read_splits(small_data)["test"]
+    assert report["sizes"]["test_oos"] == sum(r.intent in held for r in test_rows) == int(result.test_is_oos.sum())
+    assert report["recipe"]["epochs"] == 3  # the bundle's recipe, not the defaults
+    assert 0.5 < report["auroc"] <= 1 and 0 <= report["oos_recall"] <= 1
+    assert report["in_scope_accuracy_loss"] == pytest.approx(report["in_scope_accuracy"] - report["in_scope_accuracy_with_rejection"])
+    assert report["at_router_threshold"]["threshold"] == 0.6
+    with pytest.raises(BuildError, match="--tier bow or --tier transformer"):
+        run_holdout(small_bundle, small_data, "cascade", n=2)
+
+
+def test_recipe_overrides_are_parsed_and_checked():
+    from builder.oos import _override, parse_overrides
+
+    overrides = parse_overrides(["epochs=6", "learning_rate=0.05", "char_ngrams=[2, 5]", "tf=log"])
+    assert overrides == {"epochs": 6, "learning_rate": 0.05, "char_ngrams": [2, 5], "tf": "log"}
+    options = _override(BowOptions(), overrides)
+    assert (options.epochs, options.char_ngrams, options.tf) == (6, (2, 5), "log")
+    with pytest.raises(BuildError, match="expected KEY=VALUE"):
+        parse_overrides(["epochs"])
+    with pytest.raises(BuildError, match=r"unknown setting\(s\) \['epoch'\]"):
+        _override(BowOptions(), {"epoch": 3})
