@@ -1,7 +1,8 @@
 # Edge intent-classifier kit. The two commands a newcomer needs (README, Quick start):
-#   make demo   build the default bundle if it is missing, then classify with it
-#   make test   the whole test suite: Python (pytest) and JavaScript (node --test)
-# Both first create .venv with the pinned versions of constraints.txt.
+#   make demo   build the default bundle if it is missing, then serve the demo page on 127.0.0.1:8000
+#   make test   the whole test suite: Python (pytest), JavaScript (node --test), browser (Playwright + Chromium)
+# Both first install what they need: .venv with the pinned versions of constraints.txt, the npm
+# packages of package-lock.json and, for the browser tests, Debian's Chromium.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -11,34 +12,58 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 GENERATED := tests/fixtures/generated
 WORDPIECE_FIXTURES := $(GENERATED)/wordpiece/manifest.json
+RUNTIME_FIXTURES := $(GENERATED)/runtime/manifest.json
 
-.PHONY: demo test test-py test-js test-slow fixtures bench node clean
+NODE_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test test-py test-js test-e2e test-slow fixtures bench node chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[build,dev,onnx]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[build,serve,dev,onnx]"
 	@touch $@
 
 node:
-	@command -v node >/dev/null || { echo "installing Node.js (Debian package)"; apt-get update -qq && apt-get install -y -qq nodejs; }
+	@command -v node >/dev/null || { echo "installing Node.js (Debian package)"; apt-get update -qq && apt-get install -y -qq nodejs npm; }
 
-demo: $(STAMP)
-	$(PY) -m builder demo
+# onnxruntime-web, Pyodide and transformers.js, served from our own origin. --ignore-scripts: the
+# only install script is onnxruntime-node's binary download (a transformers.js dependency we never run).
+$(NODE_STAMP): package.json package-lock.json | node
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Playwright cannot download browsers here: the browser tests drive Debian's Chromium.
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+demo: $(STAMP) $(NODE_STAMP)
+	$(PY) -m builder serve
 
 # Expected ids from the reference tokenizer (Hugging Face tokenizers) for the JavaScript parity tests.
 $(WORDPIECE_FIXTURES): $(STAMP) tests/make_wordpiece_fixtures.py models/templates/finance.json
 	$(PY) -m builder generate --out $(GENERATED)/finance
 	$(PY) tests/make_wordpiece_fixtures.py --out $(GENERATED)/wordpiece --extra $(GENERATED)/finance
 
-fixtures: $(WORDPIECE_FIXTURES)
+# runtime_py's answers on small bundles, for the JavaScript runtime's parity tests (web/runtime.test.js).
+$(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_py/*.py)
+	$(PY) tests/make_runtime_fixtures.py --out $(GENERATED)/runtime
+
+fixtures: $(WORDPIECE_FIXTURES) $(RUNTIME_FIXTURES)
 
 test-py: $(STAMP) fixtures
 	$(PY) -m pytest
 
-test-js: node fixtures
+test-js: $(NODE_STAMP) fixtures
 	node --test web/
 
-test: test-py test-js
+# The served demo and the static site in Chromium, on the default bundle (built if missing).
+test-e2e: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m builder build --if-missing
+	$(PY) -m pytest e2e
+
+test: test-py test-js test-e2e
 
 # Real-model and full-size checks, kept out of `make test` for time.
 test-slow: $(STAMP)

@@ -119,12 +119,14 @@ def _bow_options(args: argparse.Namespace) -> Any:
         class_weights=args.class_weights,
         label_smoothing=args.label_smoothing,
         seed=args.seed,
+        oos_labels=tuple(args.oos_label or BowOptions.oos_labels),
     )
 
 
 def train_bow_into_bundle(data: Path, out: Path, options: Any, replace: bool = False, progress: bool = True) -> Any:
     from .bundle_writer import open_bundle
     from .datasets import read_splits
+    from .oos import record_oos_labels
     from .train_bow import train_bow
 
     splits = read_splits(data, options.seed)
@@ -135,6 +137,8 @@ def train_bow_into_bundle(data: Path, out: Path, options: Any, replace: bool = F
         draft.write_json("bow.json", result.model)
         summary = {name: {k: m[k] for k in ("n", "accuracy", "macro_f1", "ece_uncalibrated", "ece") if k in m} for name, m in result.metrics.items()}
         draft.set_tier("bow", "bow", {"model": "bow.json"}, result.labels, metrics=summary)
+        if record_oos_labels(draft.manifest, result.labels, options.oos_labels):
+            _log(f"out-of-scope class: {', '.join(draft.manifest['routing']['oos_labels'])} (routing.oos_labels)")
         if slots_file.exists():
             draft.set_slots(json.loads(slots_file.read_text(encoding="utf-8")))
     _log(f"best epoch {result.best_epoch}, temperature {result.temperature:.3f}, {result.seconds:.1f} s")
@@ -165,7 +169,9 @@ def _transformer_options(args: argparse.Namespace) -> Any:
         class_weights=args.class_weights,
         seed=args.seed,
         max_steps=args.max_steps,
+        average_last=args.average_last,
         device=args.device,
+        oos_labels=tuple(args.oos_label or TransformerOptions.oos_labels),
     )
     return TransformerBuildOptions(
         training=training,
@@ -247,9 +253,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import read_jsonl
     from .evaluate import evaluate, format_report
 
-    rows = read_jsonl(args.data)
-    report = evaluate(args.bundle, rows, args.tier, **_router_options(args))
-    print(format_report(report, f"{args.bundle} on {args.data} (tier: {report['tier']})"))
+    if args.holdout_intents:
+        return _eval_holdout(args)
+    data = Path(args.data)
+    if data.is_dir():
+        data = data / "test.jsonl"
+    rows = read_jsonl(data)
+    reports = evaluate(args.bundle, rows, args.tier, plot_dir=args.plot, title=f"{Path(args.bundle).name} on {data.name}", **_router_options(args))
+    print("\n\n".join(format_report(r, f"{args.bundle} on {data} (tier: {r['tier']})") for r in reports))
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"reports": reports}))
+    return 0
+
+
+def _eval_holdout(args: argparse.Namespace) -> int:
+    from .oos import format_holdout, parse_overrides, run_holdout
+
+    tier = args.tier or "bow"
+    keep = Path(args.holdout_out) if args.holdout_out else None
+    result = run_holdout(Path(args.bundle), Path(args.data), tier, args.holdout_intents, args.holdout_seed,
+                         args.max_inscope_loss, keep=keep, overrides=parse_overrides(args.recipe), log=_log)
+    report = result.report
+    if args.plot:
+        from .plots import oos_histogram, reliability_diagram
+
+        plot_dir, inside = Path(args.plot), ~result.test_is_oos
+        title = f"{tier}, {Path(args.data).name} without {len(report['held_out'])} intents"
+        report["plots"] = [
+            str(oos_histogram(result.test_confidence, result.test_is_oos, report["threshold"], plot_dir / f"{tier}-holdout-oos.png", title)),
+            str(reliability_diagram(result.test_confidence[inside], result.test_correct[inside], plot_dir / f"{tier}-holdout-reliability.png",
+                                    f"{title}: in-scope test rows")),
+        ]
+    print(format_holdout(report))
+    for path in report.get("plots", []):
+        print(f"  plot                 {path}")
     if args.json:
         print(json.dumps(report))
     return 0
@@ -316,6 +353,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- the web page
+
+
+def _web_layout(args: argparse.Namespace) -> Any:
+    from .web_assets import WebLayout
+
+    bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
+    return WebLayout(bundle=bundle, with_fp32=args.with_fp32)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import server
+    from .web_assets import require_assets
+
+    layout = _web_layout(args)
+    require_assets(layout, page=False)
+    if not layout.page.is_file():
+        _log(f"warning: {layout.page} is missing: the API works, the page answers 404")
+    # A bundle named with --bundle is served as it is; only the default one is built or completed.
+    if not args.no_build and (args.bundle is None or not (layout.bundle / "manifest.json").exists()):
+        cmd_build(build_parser().parse_args(["build", "--out", str(layout.bundle), "--if-missing"]))
+    router = Router.from_bundle(layout.bundle)
+    if not router.tiers:
+        hint = "drop --no-build to build it" if args.no_build else "see the errors above"
+        raise IntentKitError(f"{layout.bundle}: no usable tier ({router.problems[0]['error'] if router.problems else 'empty bundle'}); {hint}")
+    server.print_router_problems(router, _log)
+    try:
+        server.run(server.create_app(layout, router), args.host, args.port, _log)
+    except KeyboardInterrupt:
+        pass
+    _log("stopped")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from .site import build_site, format_report
+
+    layout = _web_layout(args)
+    if not (layout.bundle / "manifest.json").exists():
+        raise IntentKitError(f"{layout.bundle}: no bundle (build one with `python -m builder build`)")
+    print(format_report(build_site(layout, Path(args.out), force=args.force)))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -361,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--class-weights", action="store_true", help="weight the loss by inverse intent frequency")
     g.add_argument("--label-smoothing", type=float, default=0.0)
     g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--oos-label", action="append", default=None, metavar="LABEL",
+                   help="a label that means out of scope, listed in routing.oos_labels (repeatable; default: oos)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_bow)
 
@@ -377,7 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", choices=["auto", "on", "off"], default="auto", help="auto: on when intents are imbalanced")
     p.add_argument("--max-steps", type=_positive(int), help="stop after N optimisation steps (smoke runs)")
+    p.add_argument("--average-last", type=_positive(int), default=0, metavar="N",
+                   help="also try the mean of the last N epochs' weights, kept when val accuracy is at least the best epoch's")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to fine-tune (auto: CUDA if present)")
+    p.add_argument("--oos-label", action="append", default=None, metavar="LABEL",
+                   help="a label that means out of scope, listed in routing.oos_labels (repeatable; default: oos)")
     p.add_argument("--no-quantize", action="store_true", help="ship the fp32 model only")
     p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")
@@ -411,10 +498,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a bundle on {text,intent} JSONL")
     bundle_arg(p)
-    p.add_argument("--data", required=True, help="JSONL with text and intent")
-    p.add_argument("--tier", help="a tier name, or 'cascade' for the routed answer (default: the last tier)")
-    p.add_argument("--json", action="store_true", help="also print the report as one JSON line (last line)")
+    p.add_argument("--data", required=True, help="JSONL with text and intent, or a split folder (its test.jsonl)")
+    p.add_argument("--tier", help="a tier name, several separated by commas, 'cascade' for the routed answer, "
+                                  "or 'all' (every tier, then the cascade); default: the last tier")
+    p.add_argument("--json", action="store_true",
+                   help="also print the report as one JSON line (last line; {\"reports\": [...]} for several tiers)")
+    p.add_argument("--plot", metavar="DIR", help="write a reliability diagram and a confidence histogram (PNG) per evaluated tier")
     routing_args(p)
+    g = p.add_argument_group("out-of-scope detection by held-out intents (retrains the tier; --data is a split folder)")
+    g.add_argument("--holdout-intents", type=_positive(int), metavar="N",
+                   help="retrain --tier (bow or transformer, with --bundle's recipe) without N intents and score them as out of scope")
+    g.add_argument("--holdout-seed", type=int, default=7, help="which intents are held out (7)")
+    g.add_argument("--max-inscope-loss", type=_probability, default=0.01,
+                   help="the threshold is the highest that loses at most this much in-scope val accuracy (0.01)")
+    g.add_argument("--holdout-out", metavar="DIR", help="keep the retrained bundle here (default: a temporary folder)")
+    g.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one setting of the bundle's recipe, e.g. epochs=6 (repeatable)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="route text through a bundle and print the result")
@@ -431,6 +530,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the default bundle if needed, then classify examples (and typed text)")
     p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="the demo page, the browser runtime and a JSON API on http://127.0.0.1:8000/")
+    p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
+    p.add_argument("--no-build", action="store_true", help="do not build the default bundle when it is missing")
+    p.add_argument("--with-fp32", action="store_true", help="also serve the fp32 transformer graph")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("site", help="write the demo as a static folder for any static host")
+    p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
+    p.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not a site this command wrote")
+    p.add_argument("--with-fp32", action="store_true", help="also ship the fp32 transformer graph (4x the int8 size)")
+    p.set_defaults(func=cmd_site)
     return parser
 
 

@@ -1,0 +1,71 @@
+// Browser backends for the transformer tier: which onnxruntime-web build each one loads, how it
+// is set up, and whether this browser can run it (and on what adapter). Used by the worker.
+
+export const BACKENDS = ["wasm", "webgpu", "webgl"];
+
+/** The onnxruntime-web build of each backend (PLATFORM.md: ort.wasm loads the 14 MB CPU-only
+ * WebAssembly; ort.webgpu the native WebGPU build, which gave correct int8 results; ort.webgl has no WebAssembly). */
+const BUILDS = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs", webgl: "ort.webgl.min.mjs" };
+const SOFTWARE = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+
+/** Threads for WASM: several only when the page is cross-origin isolated (else ORT cannot share memory). */
+export function wasmThreads() {
+  if (!globalThis.crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency || 1));
+}
+
+/**
+ * Import and configure the onnxruntime-web build of `backend` from `vendorUrl` (".../vendor/ort/").
+ * @param {string} backend
+ * @param {string} vendorUrl
+ */
+export async function importOrt(backend, vendorUrl) {
+  const ort = await import(new URL(BUILDS[backend], vendorUrl).href);
+  ort.env.logLevel = "error";
+  if (ort.env.wasm) {
+    ort.env.wasm.wasmPaths = vendorUrl;
+    ort.env.wasm.numThreads = wasmThreads();
+    ort.env.wasm.proxy = false; // we are the worker already
+  }
+  if (backend === "webgl" && ort.env.webgl) ort.env.webgl.pack = true;
+  return ort;
+}
+
+/**
+ * Whether `backend` can run here, and on what: {ok, reason?, adapter?: {name, software}}.
+ * @param {string} backend
+ */
+export async function probeBackend(backend) {
+  if (backend === "wasm") {
+    if (typeof WebAssembly !== "object") return { ok: false, reason: "WebAssembly is not available" };
+    return { ok: true, adapter: { name: `WebAssembly SIMD, ${wasmThreads()} thread(s)`, software: false } };
+  }
+  if (backend === "webgpu") {
+    const gpu = globalThis.navigator?.gpu;
+    if (!gpu) return { ok: false, reason: "WebGPU is not available in this browser (navigator.gpu is missing)" };
+    let adapter = null;
+    try {
+      adapter = await gpu.requestAdapter();
+    } catch (error) {
+      return { ok: false, reason: `WebGPU adapter request failed (${error?.message ?? error})` };
+    }
+    if (!adapter) return { ok: false, reason: "WebGPU found no adapter (no GPU, or the GPU is blocklisted)" };
+    const info = adapter.info ?? {};
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unknown adapter";
+    return { ok: true, adapter: { name, software: Boolean(info.isFallbackAdapter) || SOFTWARE.test(name) } };
+  }
+  if (backend === "webgl") {
+    let gl = null;
+    try {
+      gl = new OffscreenCanvas(1, 1).getContext("webgl2");
+    } catch {
+      gl = null;
+    }
+    if (!gl) return { ok: false, reason: "WebGL 2 is not available (no GPU process, or it is disabled)" };
+    const ext = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || "unknown renderer");
+    gl.getExtension("WEBGL_lose_context")?.loseContext();
+    return { ok: true, adapter: { name, software: SOFTWARE.test(name) } };
+  }
+  return { ok: false, reason: `unknown backend ${JSON.stringify(backend)} (known: ${BACKENDS.join(", ")})` };
+}

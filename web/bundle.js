@@ -1,0 +1,264 @@
+// Reading a bundle over HTTP (runtime_py/bundle.py): manifest.json, then the files it lists, each
+// checked against the manifest's size and sha256 and kept in the Cache API, so a second visit
+// starts without downloading. Works in a page, a worker and Node (no Cache API there).
+
+import { BundleError } from "./errors.js";
+
+export const BUNDLE_FORMAT = "edge-intent-bundle";
+export const BUNDLE_FORMAT_VERSION = 1;
+export const MANIFEST_NAME = "manifest.json";
+export const FALLBACK_INTENT = "clarify";
+export const CACHE_NAME = "edge-intent-kit-bundle-v1";
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isProbability = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1;
+
+/**
+ * @typedef {{path: string, bytes: number, sha256: string}} FileEntry
+ * @typedef {{name: string, kind: string, files: Record<string, FileEntry>, threshold: number | null,
+ *   handoff_threshold: number | null, extra: Record<string, any>}} TierSpec
+ * @typedef {{name: string, labels: string[], tiers: TierSpec[], fallback_intent: string,
+ *   margin: number | null, oos_labels: string[], slots: Record<string, any>, raw: Record<string, any>}} Manifest
+ */
+
+function probability(value, where) {
+  if (value === undefined || value === null) return null;
+  if (!isProbability(value)) throw new BundleError(`${where}: expected a number between 0 and 1, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** @returns {FileEntry} */
+function fileEntry(data, where) {
+  if (!isObject(data)) throw new BundleError(`${where}: expected an object with path, bytes and sha256`);
+  const { path, bytes, sha256 } = data;
+  if (typeof path !== "string" || !path) throw new BundleError(`${where}.path: expected a relative file path`);
+  if (path.startsWith("/") || path.split("/").includes("..") || path.includes("\\")) {
+    throw new BundleError(`${where}.path: ${JSON.stringify(path)} points outside the bundle`);
+  }
+  if (!Number.isInteger(bytes) || bytes < 0) throw new BundleError(`${where}.bytes: expected a file size, got ${JSON.stringify(bytes)}`);
+  if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+    throw new BundleError(`${where}.sha256: expected 64 hex digits, got ${JSON.stringify(sha256)}`);
+  }
+  return { path, bytes, sha256: sha256.toLowerCase() };
+}
+
+/**
+ * Validate a parsed manifest.json, as runtime_py's parse_manifest does; errors name `where` and the field.
+ * @param {unknown} data
+ * @param {string} [where]
+ * @returns {Manifest}
+ */
+export function parseManifest(data, where = MANIFEST_NAME) {
+  if (!isObject(data)) throw new BundleError(`${where}: expected a JSON object`);
+  const d = /** @type {Record<string, any>} */ (data);
+  if (d.format !== BUNDLE_FORMAT) {
+    throw new BundleError(`${where}: not an intent bundle (format=${JSON.stringify(d.format)}, expected ${JSON.stringify(BUNDLE_FORMAT)})`);
+  }
+  if (d.format_version !== BUNDLE_FORMAT_VERSION) {
+    throw new BundleError(
+      `${where}: format_version ${JSON.stringify(d.format_version)} is not supported (this runtime reads ${BUNDLE_FORMAT_VERSION}); rebuild the bundle`,
+    );
+  }
+  const labels = d.labels;
+  if (!Array.isArray(labels) || !labels.length || !labels.every((x) => typeof x === "string" && x)) {
+    throw new BundleError(`${where}.labels: expected a non-empty list of intent names`);
+  }
+  if (!Array.isArray(d.tiers)) throw new BundleError(`${where}.tiers: expected a list`);
+  const seen = new Set();
+  const tiers = d.tiers.map((tier, i) => {
+    const at = `${where}.tiers[${i}]`;
+    if (!isObject(tier)) throw new BundleError(`${at}: expected an object`);
+    const { name, kind, files } = tier;
+    if (typeof name !== "string" || !name) throw new BundleError(`${at}.name: expected a tier name`);
+    if (seen.has(name)) throw new BundleError(`${at}.name: tier ${JSON.stringify(name)} appears twice`);
+    seen.add(name);
+    if (typeof kind !== "string" || !kind) throw new BundleError(`${at}.kind: expected a tier kind such as 'bow'`);
+    if (!isObject(files) || !Object.keys(files).length) throw new BundleError(`${at}.files: expected an object of role -> file entry`);
+    /** @type {Record<string, FileEntry>} */
+    const entries = {};
+    for (const [role, entry] of Object.entries(files)) entries[role] = fileEntry(entry, `${at}.files.${role}`);
+    const extra = {};
+    for (const [k, v] of Object.entries(tier)) if (!["name", "kind", "files", "threshold", "handoff_threshold"].includes(k)) extra[k] = v;
+    return {
+      name,
+      kind,
+      files: entries,
+      threshold: probability(tier.threshold, `${at}.threshold`),
+      handoff_threshold: probability(tier.handoff_threshold, `${at}.handoff_threshold`),
+      extra,
+    };
+  });
+  const routing = d.routing ?? {};
+  if (!isObject(routing)) throw new BundleError(`${where}.routing: expected an object`);
+  const margin = routing.margin ?? null;
+  if (margin !== null && !isProbability(margin)) {
+    throw new BundleError(`${where}.routing.margin: expected a number between 0 and 1, got ${JSON.stringify(margin)}`);
+  }
+  const oos = routing.oos_labels ?? [];
+  if (!Array.isArray(oos) || !oos.every((x) => typeof x === "string" && x)) {
+    throw new BundleError(`${where}.routing.oos_labels: expected a list of label names, got ${JSON.stringify(oos)}`);
+  }
+  const slots = d.slots ?? {};
+  if (!isObject(slots)) throw new BundleError(`${where}.slots: expected an object`);
+  return {
+    name: String(d.name ?? ""),
+    labels: labels.slice(),
+    tiers,
+    fallback_intent: String(d.fallback_intent ?? FALLBACK_INTENT),
+    margin,
+    oos_labels: oos.slice(),
+    slots,
+    raw: d,
+  };
+}
+
+/** Lower-case hex sha256 of `bytes`, or null where WebCrypto is unavailable (insecure origins). */
+export async function sha256Hex(bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return null;
+  const digest = new Uint8Array(await subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function openCache() {
+  try {
+    return globalThis.caches ? await globalThis.caches.open(CACHE_NAME) : null;
+  } catch {
+    return null; // opaque origins, private modes and file:// refuse the Cache API
+  }
+}
+
+async function fetchOk(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    throw new BundleError(`${url}: cannot download (${/** @type {Error} */ (error).message})`);
+  }
+  if (!response.ok) throw new BundleError(`${url}: HTTP ${response.status} ${response.statusText}`.trim());
+  return response;
+}
+
+/**
+ * A bundle at a URL: its manifest and verified, cached file downloads.
+ */
+export class RemoteBundle {
+  /**
+   * @param {string} baseUrl the folder holding manifest.json (ends with "/")
+   * @param {Manifest} manifest
+   * @param {Cache | null} cache
+   */
+  constructor(baseUrl, manifest, cache) {
+    this.baseUrl = baseUrl;
+    this.manifest = manifest;
+    this.cache = cache;
+    /** sha256 verification available (false on insecure origins, where only sizes are checked) */
+    this.canVerify = Boolean(globalThis.crypto?.subtle);
+  }
+
+  /**
+   * Fetch and validate manifest.json; it is always revalidated with the server (no-cache), so a
+   * rebuilt bundle is seen at once and its new files fetched, while unchanged files come from the cache.
+   * @param {string | URL} baseUrl
+   */
+  static async open(baseUrl) {
+    let base = new URL(baseUrl, globalThis.location?.href).href;
+    if (!base.endsWith("/")) base += "/";
+    const url = base + MANIFEST_NAME;
+    const response = await fetchOk(url, { cache: "no-cache" });
+    let data;
+    try {
+      data = await response.json();
+    } catch (error) {
+      throw new BundleError(`${url}: invalid JSON (${/** @type {Error} */ (error).message})`);
+    }
+    return new RemoteBundle(base, parseManifest(data, url), await openCache());
+  }
+
+  /** Absolute URL of a bundle-relative path. @param {string} path */
+  url(path) {
+    return this.baseUrl + path;
+  }
+
+  /**
+   * The bytes of one file, checked against its manifest entry; from the cache when it holds this
+   * exact file (the key includes the sha256), else downloaded, verified and stored.
+   * @param {FileEntry} entry
+   * @param {(loaded: number, total: number) => void} [onProgress]
+   * @returns {Promise<{bytes: Uint8Array, fromCache: boolean, ms: number}>}
+   */
+  async file(entry, onProgress) {
+    const start = performance.now();
+    const url = this.url(entry.path);
+    const key = `${url}?sha256=${entry.sha256}`;
+    if (this.cache) {
+      const hit = await this.cache.match(key).catch(() => undefined);
+      if (hit) {
+        const bytes = new Uint8Array(await hit.arrayBuffer());
+        if (bytes.byteLength === entry.bytes) return { bytes, fromCache: true, ms: performance.now() - start };
+        await this.cache.delete(key).catch(() => false);
+      }
+    }
+    const response = await fetchOk(url, { cache: "no-cache" });
+    const bytes = await readBody(response, entry.bytes, onProgress);
+    if (bytes.byteLength !== entry.bytes) {
+      throw new BundleError(`${url}: size ${bytes.byteLength.toLocaleString("en-US")} bytes does not match the manifest's ${entry.bytes.toLocaleString("en-US")}`);
+    }
+    const actual = await sha256Hex(bytes);
+    if (actual !== null && actual !== entry.sha256) {
+      throw new BundleError(`${url}: sha256 ${actual.slice(0, 12)}... does not match the manifest's ${entry.sha256.slice(0, 12)}...`);
+    }
+    if (this.cache && actual !== null) {
+      const headers = { "Content-Type": response.headers.get("Content-Type") || "application/octet-stream" };
+      await this.cache.put(key, new Response(bytes, { headers })).catch(() => undefined); // quota: serve uncached
+    }
+    return { bytes, fromCache: false, ms: performance.now() - start };
+  }
+
+  /** A file parsed as JSON. @param {FileEntry} entry */
+  async json(entry) {
+    const got = await this.file(entry);
+    try {
+      return { ...got, data: JSON.parse(new TextDecoder("utf-8").decode(got.bytes)) };
+    } catch (error) {
+      throw new BundleError(`${this.url(entry.path)}: invalid JSON (${/** @type {Error} */ (error).message})`);
+    }
+  }
+
+  /** Drop cached files that this manifest no longer lists (an older build's model). */
+  async prune() {
+    if (!this.cache) return 0;
+    const keep = new Set(this.manifest.tiers.flatMap((t) => Object.values(t.files).map((e) => `${this.url(e.path)}?sha256=${e.sha256}`)));
+    let removed = 0;
+    for (const request of await this.cache.keys()) {
+      if (request.url.startsWith(this.baseUrl) && !keep.has(request.url)) removed += (await this.cache.delete(request)) ? 1 : 0;
+    }
+    return removed;
+  }
+}
+
+/** The body of `response` as bytes, reporting progress; refuses more than twice the expected size. */
+async function readBody(response, expected, onProgress) {
+  if (!response.body || !onProgress) return new Uint8Array(await response.arrayBuffer());
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    if (loaded > 2 * expected + 1024) {
+      await reader.cancel();
+      throw new BundleError(`${response.url}: more than twice the ${expected.toLocaleString("en-US")} bytes the manifest lists`);
+    }
+    onProgress(loaded, expected);
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}

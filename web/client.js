@@ -1,0 +1,97 @@
+// The page-side API: an IntentClient owns one Web Worker (worker.js) that loads a bundle and
+// classifies text, so the page never blocks on a model.
+//
+//   const client = await IntentClient.create({ bundleUrl: "./bundle/", backend: "wasm" });
+//   client.onStatus = (status, event) => render(status);   // progressive start, fallbacks, progress
+//   const result = await client.classify("how is AAPL doing");  // answers as soon as BoW is loaded
+//   await client.ready();                                   // every tier loaded (or failed)
+
+import { errorFromObject } from "./errors.js";
+
+export class IntentClient {
+  /** @param {Worker} worker */
+  constructor(worker) {
+    this.worker = worker;
+    this.nextId = 1;
+    /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
+    this.pending = new Map();
+    /** @type {((status: any, event: any) => void) | null} */
+    this.onStatus = null;
+    this.lastStatus = null;
+    worker.onmessage = (e) => this.receive(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      const error = new Error(`the inference worker failed: ${e.message || "could not start (is web/worker.js served?)"}`);
+      for (const { reject } of this.pending.values()) reject(error);
+      this.pending.clear();
+    };
+  }
+
+  /**
+   * Start a worker and load the bundle at `bundleUrl` (relative to the page).
+   * @param {{bundleUrl?: string, backend?: "wasm" | "webgpu" | "webgl", engine?: "js" | "pyodide",
+   *   variant?: string | null, router?: import("./router.js").RouterOptions,
+   *   onStatus?: (status: any, event: any) => void}} [options]
+   */
+  static async create(options = {}) {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `intent-${options.engine ?? "js"}` });
+    const client = new IntentClient(worker);
+    client.onStatus = options.onStatus ?? null;
+    client.lastStatus = await client.call("init", {
+      bundleUrl: options.bundleUrl ?? "./bundle/",
+      pageUrl: globalThis.location?.href,
+      backend: options.backend ?? "wasm",
+      engine: options.engine ?? "js",
+      variant: options.variant ?? null,
+      router: options.router ?? {},
+    });
+    return client;
+  }
+
+  receive(data) {
+    if (data && data.event) {
+      this.lastStatus = data.status;
+      this.onStatus?.(data.status, data);
+      return;
+    }
+    const waiter = this.pending.get(data?.id);
+    if (!waiter) return;
+    this.pending.delete(data.id);
+    if (data.ok) waiter.resolve(data.value);
+    else waiter.reject(errorFromObject(data.error));
+  }
+
+  /** @returns {Promise<any>} */
+  call(op, fields = {}) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, ...fields });
+    });
+  }
+
+  /** Resolves with the status once every tier has loaded or failed; rejects if the bundle cannot load. */
+  ready() {
+    return this.call("ready");
+  }
+
+  /**
+   * The routed result (runtime_py's RouteResult.to_dict() shape); rejects with InputError for bad input.
+   * @param {string} text
+   */
+  classify(text) {
+    return this.call("classify", { text });
+  }
+
+  /** What is loaded: engine, backend (and why another was used), tiers with sizes, cache and timings. */
+  status() {
+    return this.call("status");
+  }
+
+  terminate() {
+    this.worker.terminate();
+    const error = new Error("the client was terminated");
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,180 @@
+// The JavaScript engine: the whole cascade in JavaScript. The BoW tier answers as soon as its
+// JSON arrives; the transformer tier joins when its session is ready (progressive start). A GPU
+// backend that cannot run says why and the tier falls back to WASM.
+
+import { BowModel, BowTier } from "./bow.js";
+import { RemoteBundle } from "./bundle.js";
+import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
+import { errorToObject } from "./errors.js";
+import { Router } from "./router.js";
+import { chooseVariant, createTransformerTier } from "./transformer.js";
+
+/**
+ * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null,
+ *   router?: import("./router.js").RouterOptions, onEvent?: (event: Record<string, any>) => void}} EngineOptions
+ */
+
+/** Per-tier load state as status() reports it. */
+function tierEntry(spec) {
+  // What a browser downloads by default: every file but the other model variants.
+  const bytes = Object.entries(spec.files).reduce((sum, [role, f]) => sum + (role === "model" || !role.startsWith("model") ? f.bytes : 0), 0);
+  return { name: spec.name, kind: spec.kind, state: "loading", available: false, error: null, bytes: null, listed_bytes: bytes, from_cache: null, load_ms: null };
+}
+
+export class JsEngine {
+  /** @param {EngineOptions} options */
+  constructor(options) {
+    this.options = options;
+    this.requested = options.backend ?? "wasm";
+    this.backend = null;
+    this.fallbackReason = null;
+    this.adapter = null;
+    this.bundle = null;
+    /** @type {Map<string, any>} */
+    this.loaded = new Map();
+    this.tierState = [];
+    this.router = new Router([], options.router);
+    this.started = performance.now();
+    this.timings = {};
+    this.fatal = null;
+    this.requestedAdapter = null;
+  }
+
+  emit(event) {
+    this.options.onEvent?.({ ...event, status: this.status() });
+  }
+
+  /** Load the bundle: resolves when every tier is loaded or has failed. */
+  async load() {
+    try {
+      this.bundle = await RemoteBundle.open(this.options.bundleUrl);
+    } catch (error) {
+      this.fatal = errorToObject(error);
+      this.emit({ event: "failed" });
+      throw error;
+    }
+    this.timings.manifest_ms = performance.now() - this.started;
+    this.tierState = this.bundle.manifest.tiers.map(tierEntry);
+    this.rebuildRouter();
+    this.emit({ event: "manifest" });
+    // Tiers load in parallel; the cheap ones finish first and answer meanwhile.
+    await Promise.all(this.bundle.manifest.tiers.map((spec) => this.loadTier(spec)));
+    this.timings.all_ms = performance.now() - this.started;
+    this.bundle.prune().catch(() => 0);
+    this.emit({ event: "ready" });
+    return this.status();
+  }
+
+  rebuildRouter() {
+    const specs = this.bundle.manifest.tiers.filter((s) => this.loaded.has(s.name));
+    this.router = new Router(specs.map((s) => this.loaded.get(s.name)), { ...this.options.router, manifest: this.bundle.manifest });
+  }
+
+  async loadTier(spec) {
+    const entry = this.tierState.find((t) => t.name === spec.name);
+    const start = performance.now();
+    try {
+      let tier;
+      if (spec.kind === "bow") tier = await this.loadBow(spec, entry);
+      else if (spec.kind === "transformer") tier = await this.loadTransformer(spec, entry);
+      else throw new Error(`tier kind ${JSON.stringify(spec.kind)} is not supported by the JavaScript runtime (known: bow, transformer)`);
+      this.loaded.set(spec.name, tier);
+      Object.assign(entry, { state: "ready", available: true, load_ms: performance.now() - start });
+      if (spec.kind === "bow" && this.timings.first_tier_ms === undefined) this.timings.first_tier_ms = performance.now() - this.started;
+      this.rebuildRouter();
+      this.emit({ event: "tier", tier: spec.name });
+    } catch (error) {
+      Object.assign(entry, { state: "failed", error: errorToObject(error).message, load_ms: performance.now() - start });
+      this.emit({ event: "tier", tier: spec.name });
+    }
+  }
+
+  async loadBow(spec, entry) {
+    const file = spec.files.model;
+    if (!file) throw new Error(`tier ${JSON.stringify(spec.name)}: no 'model' file in the manifest`);
+    const got = await this.bundle.json(file);
+    Object.assign(entry, { bytes: file.bytes, from_cache: got.fromCache, download_ms: got.ms });
+    return new BowTier(spec.name, BowModel.fromJson(got.data, this.bundle.url(file.path)));
+  }
+
+  /** The transformer on the requested backend, else on WASM with the reason recorded. */
+  async loadTransformer(spec, entry) {
+    const wanted = BACKENDS.includes(this.requested) ? this.requested : "wasm";
+    if (wanted !== this.requested) this.fallbackReason = `unknown backend ${JSON.stringify(this.requested)}; using wasm`;
+    const [tokenizer, config] = await Promise.all([this.bundle.json(spec.files.tokenizer), this.bundle.json(spec.files.config)]);
+    let reason = null;
+    const probe = await probeBackend(wanted);
+    this.requestedAdapter = probe.adapter ?? null;
+    if (probe.ok) {
+      try {
+        return await this.transformerOn(wanted, spec, entry, tokenizer, config, probe.adapter);
+      } catch (error) {
+        if (wanted === "wasm") throw error;
+        reason = errorToObject(error).message;
+      }
+    } else {
+      reason = probe.reason;
+    }
+    if (reason.startsWith(`${wanted}: `)) reason = reason.slice(wanted.length + 2);
+    this.fallbackReason = `${wanted}: ${reason}; fell back to wasm`;
+    this.emit({ event: "fallback", reason: this.fallbackReason });
+    return await this.transformerOn("wasm", spec, entry, tokenizer, config, (await probeBackend("wasm")).adapter);
+  }
+
+  async transformerOn(backend, spec, entry, tokenizer, config, adapter) {
+    const role = chooseVariant(spec, backend, this.options.variant);
+    const file = spec.files[role];
+    const ortStart = performance.now();
+    const ort = await importOrt(backend, this.options.vendorUrl);
+    const ortMs = performance.now() - ortStart;
+    const model = await this.bundle.file(file, (loaded, total) => this.emit({ event: "progress", tier: spec.name, loaded, total }));
+    const fromCache = model.fromCache && tokenizer.fromCache && config.fromCache;
+    Object.assign(entry, { bytes: file.bytes, from_cache: fromCache, download_ms: model.ms });
+    const tier = await createTransformerTier({
+      spec,
+      bundleLabels: this.bundle.manifest.labels,
+      role,
+      model: model.bytes,
+      tokenizerJson: tokenizer.data,
+      config: config.data,
+      ort,
+      backend,
+      info: { ort_import_ms: ortMs, threads: backend === "wasm" ? wasmThreads() : null, adapter },
+    });
+    this.backend = backend;
+    this.adapter = adapter;
+    return tier;
+  }
+
+  /** @param {unknown} text */
+  classify(text) {
+    return this.router.classify(text);
+  }
+
+  status() {
+    const manifest = this.bundle?.manifest;
+    const tiers = this.tierState.map((t) => {
+      const tier = this.loaded.get(t.name);
+      return tier ? { ...t, ...tier.describe() } : { ...t };
+    });
+    const done = tiers.length > 0 && tiers.every((t) => t.state !== "loading");
+    return {
+      engine: "js",
+      phase: this.fatal ? "failed" : !manifest ? "loading" : done ? "all" : this.loaded.size ? "partial" : "loading",
+      error: this.fatal,
+      requested_backend: this.requested,
+      backend: this.backend,
+      fallback_reason: this.fallbackReason,
+      adapter: this.adapter,
+      requested_adapter: this.requestedAdapter ?? null,
+      crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
+      verified: this.bundle ? (this.bundle.canVerify ? "sha256" : "size only (no WebCrypto on this origin)") : null,
+      cache: this.bundle ? Boolean(this.bundle.cache) : null,
+      name: manifest?.name ?? null,
+      labels: manifest?.labels ?? [],
+      tiers,
+      timings: this.timings,
+      ...this.router.settings(),
+    };
+  }
+}

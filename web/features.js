@@ -1,0 +1,178 @@
+// Bag-of-words features, the same steps as runtime_py/features.py (docs/BUNDLE.md "Features"):
+// tokens, word n-grams, optional character n-grams, then values over a fixed vocabulary.
+
+import { BundleError } from "./errors.js";
+import { pythonRegExp } from "./pyregex.js";
+
+export const TF_MODES = ["count", "log", "binary"];
+export const NORMS = [null, "l2"];
+const KNOWN = new Set(["token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"]);
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
+const isInt = (v) => typeof v === "number" && Number.isInteger(v);
+
+/** How text turns into features; bow.json's "features" object. */
+export class FeatureConfig {
+  /**
+   * @param {{token_pattern?: string, lowercase?: boolean, ngram_max?: number,
+   *          char_ngrams?: [number, number] | null, tf?: string, norm?: string | null}} [options]
+   */
+  constructor({ token_pattern = "[A-Za-z0-9']+", lowercase = true, ngram_max = 2, char_ngrams = null, tf = "count", norm = null } = {}) {
+    if (!isInt(ngram_max) || ngram_max < 1) throw new RangeError(`ngram_max must be >= 1, got ${JSON.stringify(ngram_max)}`);
+    if (char_ngrams !== null) {
+      const ok = Array.isArray(char_ngrams) && char_ngrams.length === 2 && char_ngrams.every(isInt);
+      if (!ok || !(1 <= char_ngrams[0] && char_ngrams[0] <= char_ngrams[1])) {
+        throw new RangeError(`char_ngrams must be (lo, hi) with 1 <= lo <= hi, got ${JSON.stringify(char_ngrams)}`);
+      }
+    }
+    if (!TF_MODES.includes(tf)) throw new RangeError(`tf must be one of ${TF_MODES.join(", ")}, got ${JSON.stringify(tf)}`);
+    if (!NORMS.includes(norm)) throw new RangeError(`norm must be null or "l2", got ${JSON.stringify(norm)}`);
+    if (typeof lowercase !== "boolean") throw new TypeError(`lowercase must be true or false, got ${JSON.stringify(lowercase)}`);
+    if (typeof token_pattern !== "string") throw new TypeError(`token_pattern must be a string, got ${JSON.stringify(token_pattern)}`);
+    this.token_pattern = token_pattern;
+    this.lowercase = lowercase;
+    this.ngram_max = ngram_max;
+    this.char_ngrams = char_ngrams ? [char_ngrams[0], char_ngrams[1]] : null;
+    this.tf = tf;
+    this.norm = norm;
+    // Throws SyntaxError for a pattern that Python or this converter refuses.
+    this.tokenRegExp = pythonRegExp(token_pattern, "g");
+    const groups = new RegExp(this.tokenRegExp.source + "|", "u").exec("").length - 1;
+    if (groups > 1) throw new SyntaxError(`token_pattern ${JSON.stringify(token_pattern)} has ${groups} groups; at most one is supported`);
+    this.tokenGroup = groups;
+    Object.freeze(this);
+  }
+
+  /**
+   * Validate bow.json's "features" object; errors name `where`.
+   * @param {unknown} data
+   * @param {string} [where]
+   */
+  static fromJson(data, where = "features") {
+    if (data === null || typeof data !== "object" || Array.isArray(data)) throw new BundleError(`${where}: expected an object`);
+    const unknown = Object.keys(data).filter((k) => !KNOWN.has(k)).sort();
+    if (unknown.length) throw new BundleError(`${where}: unknown feature settings ${JSON.stringify(unknown)}`);
+    try {
+      return new FeatureConfig(/** @type {any} */ (data));
+    } catch (error) {
+      throw new BundleError(`${where}: ${/** @type {Error} */ (error).message}`);
+    }
+  }
+
+  toJson() {
+    const { token_pattern, lowercase, ngram_max, char_ngrams, tf, norm } = this;
+    return { token_pattern, lowercase, ngram_max, char_ngrams, tf, norm };
+  }
+}
+
+/** Turns text into feature strings (with repeats) according to a FeatureConfig. */
+export class FeatureExtractor {
+  /** @param {FeatureConfig} config */
+  constructor(config) {
+    this.config = config;
+  }
+
+  /** @param {string} text @returns {string[]} */
+  tokens(text) {
+    const source = this.config.lowercase ? text.toLowerCase() : text;
+    const re = this.config.tokenRegExp;
+    const group = this.config.tokenGroup;
+    const out = [];
+    re.lastIndex = 0;
+    for (const m of source.matchAll(re)) out.push(group ? (m[1] ?? "") : m[0]);
+    return out;
+  }
+
+  /** @param {string} text @returns {string[]} */
+  features(text) {
+    const toks = this.tokens(text);
+    const feats = toks.slice();
+    for (let n = 2; n <= this.config.ngram_max; n++) {
+      for (let i = 0; i + n <= toks.length; i++) feats.push(toks.slice(i, i + n).join("_"));
+    }
+    if (this.config.char_ngrams) {
+      const [lo, hi] = this.config.char_ngrams;
+      for (const tok of toks) {
+        const padded = ` ${tok} `;
+        // Python slices code points: split only when the token is not ASCII.
+        const chars = ASCII_ONLY.test(padded) ? null : Array.from(padded);
+        const size = chars ? chars.length : padded.length;
+        for (let n = lo; n <= Math.min(hi, size); n++) {
+          for (let i = 0; i + n <= size; i++) feats.push("#" + (chars ? chars.slice(i, i + n).join("") : padded.slice(i, i + n)));
+        }
+      }
+    }
+    return feats;
+  }
+}
+
+/** Maps text to (indices, values) over a fixed vocabulary. */
+export class Vectorizer {
+  /**
+   * @param {FeatureConfig} config
+   * @param {string[]} vocab
+   * @param {number[] | null} [idf]
+   */
+  constructor(config, vocab, idf = null) {
+    if (idf !== null && idf.length !== vocab.length) {
+      throw new RangeError(`idf has ${idf.length} entries for a vocabulary of ${vocab.length}`);
+    }
+    this.config = config;
+    this.extractor = new FeatureExtractor(config);
+    this.vocab = vocab.slice();
+    /** @type {Map<string, number>} */
+    this.index = new Map();
+    for (let i = 0; i < this.vocab.length; i++) {
+      if (typeof this.vocab[i] !== "string") throw new TypeError(`vocab[${i}] is not a string`);
+      this.index.set(this.vocab[i], i);
+    }
+    if (this.index.size !== this.vocab.length) throw new RangeError("the vocabulary has duplicate features");
+    this.idf = idf === null ? null : Float64Array.from(idf);
+    if (this.idf && this.idf.some((v) => !Number.isFinite(v))) throw new TypeError("idf must hold finite numbers");
+  }
+
+  /** True when every value is a plain count (the reference recipe). */
+  get countsOnly() {
+    return this.config.tf === "count" && this.idf === null && this.config.norm === null;
+  }
+
+  /** Vocabulary index of every feature occurrence, repeats included. @param {string} text */
+  occurrences(text) {
+    const out = [];
+    for (const feat of this.extractor.features(text)) {
+      const i = this.index.get(feat);
+      if (i !== undefined) out.push(i);
+    }
+    return out;
+  }
+
+  /**
+   * Sparse vector of `text`: vocabulary indices in first-seen order, and their values.
+   * @param {string} text
+   * @returns {[number[], number[]]}
+   */
+  transform(text) {
+    /** @type {Map<number, number>} */
+    const counts = new Map();
+    for (const feat of this.extractor.features(text)) {
+      const i = this.index.get(feat);
+      if (i !== undefined) counts.set(i, (counts.get(i) ?? 0) + 1);
+    }
+    const indices = [...counts.keys()];
+    let values;
+    if (this.config.tf === "count") values = [...counts.values()];
+    else if (this.config.tf === "log") values = [...counts.values()].map((c) => 1.0 + Math.log(c));
+    else values = indices.map(() => 1.0);
+    if (this.idf !== null) {
+      const idf = this.idf;
+      values = values.map((v, k) => v * idf[indices[k]]);
+    }
+    if (this.config.norm === "l2" && values.length) {
+      let sum = 0;
+      for (const v of values) sum += v * v;
+      const scale = Math.sqrt(sum);
+      values = values.map((v) => v / scale);
+    }
+    return [indices, values];
+  }
+}

@@ -1,0 +1,159 @@
+// The Pyodide engine: runtime_py itself, inside Pyodide (CPython compiled to WebAssembly), on the
+// bundle's BoW tiers. Pyodide ships no onnxruntime, so transformer tiers are reported, not run.
+// Results are runtime_py's RouteResult.to_dict(), bit for bit what CPython answers.
+
+import { RemoteBundle } from "./bundle.js";
+import { errorFromObject, errorToObject } from "./errors.js";
+
+const SITE = "/home/pyodide/intent-kit";
+const BUNDLE_DIR = "/home/pyodide/bundle";
+
+const BOOT = `
+import json, sys
+sys.path.insert(0, ${JSON.stringify(SITE)})
+from runtime_py import Router, __version__ as runtime_version
+from runtime_py.errors import IntentKitError
+
+def make_router(tiers, options):
+    global router
+    router = Router.from_bundle(${JSON.stringify(BUNDLE_DIR)}, tiers=list(tiers), environ={}, **json.loads(options))
+    return json.dumps({"problems": router.problems, "version": runtime_version, "python": sys.version.split()[0]})
+
+def classify_json(text):
+    try:
+        return json.dumps(router.classify(text).to_dict())
+    except IntentKitError as exc:
+        return json.dumps({"__error__": {"name": type(exc).__name__, "message": str(exc)}})
+`;
+
+/** RouterOptions (camelCase) as runtime_py Router keyword arguments. */
+function pythonOptions(options = {}) {
+  const names = {
+    threshold: "threshold", handoffThreshold: "handoff_threshold", tierThresholds: "tier_thresholds", margin: "margin",
+    force: "force", maxChars: "max_chars", knownIntents: "known_intents", oosLabels: "oos_labels",
+  };
+  const out = {};
+  for (const [key, value] of Object.entries(options)) if (key in names && value !== undefined && value !== null) out[names[key]] = value;
+  return out;
+}
+
+export class PyodideEngine {
+  /** @param {import("./engine.js").EngineOptions & {pyodideUrl: string, runtimeZipUrl: string}} options */
+  constructor(options) {
+    this.options = options;
+    this.tierState = [];
+    this.timings = {};
+    this.started = performance.now();
+    this.info = null;
+    this.fatal = null;
+    this.classifyJson = null;
+    this.bundle = null;
+  }
+
+  emit(event) {
+    this.options.onEvent?.({ ...event, status: this.status() });
+  }
+
+  async load() {
+    try {
+      await this._load();
+    } catch (error) {
+      this.fatal = errorToObject(error);
+      for (const t of this.tierState) if (t.state === "loading") Object.assign(t, { state: "failed", error: this.fatal.message });
+      this.emit({ event: "failed" });
+      throw error;
+    }
+    this.emit({ event: "ready" });
+    return this.status();
+  }
+
+  async _load() {
+    const bundleP = RemoteBundle.open(this.options.bundleUrl);
+    const zipP = fetch(this.options.runtimeZipUrl).then((r) => {
+      if (!r.ok) throw new Error(`${this.options.runtimeZipUrl}: HTTP ${r.status}`);
+      return r.arrayBuffer();
+    });
+    const { loadPyodide } = await import(new URL("pyodide.mjs", this.options.pyodideUrl).href);
+    const pyodideP = loadPyodide({ indexURL: this.options.pyodideUrl, stdout: () => {}, stderr: () => {} });
+    this.bundle = await bundleP;
+    const manifest = this.bundle.manifest;
+    this.tierState = manifest.tiers.map((spec) => ({
+      name: spec.name,
+      kind: spec.kind,
+      state: spec.kind === "bow" ? "loading" : "skipped",
+      available: false,
+      error: spec.kind === "bow" ? null : "not run inside Pyodide: it ships no onnxruntime (the JavaScript engine runs this tier)",
+      bytes: spec.kind === "bow" ? spec.files.model?.bytes ?? null : null,
+      from_cache: null,
+    }));
+    this.emit({ event: "manifest" });
+    const bowSpecs = manifest.tiers.filter((s) => s.kind === "bow");
+    const files = await Promise.all(bowSpecs.map((s) => this.bundle.file(s.files.model)));
+    const [pyodide, zip] = await Promise.all([pyodideP, zipP]);
+    this.timings.pyodide_ms = performance.now() - this.started;
+    pyodide.unpackArchive(zip, "zip", { extractDir: SITE });
+    pyodide.FS.mkdirTree(BUNDLE_DIR);
+    pyodide.FS.writeFile(`${BUNDLE_DIR}/manifest.json`, JSON.stringify(manifest.raw));
+    bowSpecs.forEach((spec, i) => {
+      const path = `${BUNDLE_DIR}/${spec.files.model.path}`;
+      pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+      pyodide.FS.writeFile(path, files[i].bytes);
+    });
+    pyodide.runPython(BOOT);
+    const makeRouter = pyodide.globals.get("make_router");
+    const names = pyodide.toPy(bowSpecs.map((s) => s.name));
+    try {
+      this.info = JSON.parse(makeRouter(names, JSON.stringify(pythonOptions(this.options.router))));
+    } finally {
+      names.destroy();
+      makeRouter.destroy();
+    }
+    this.classifyJson = pyodide.globals.get("classify_json");
+    this.pyodide = pyodide;
+    bowSpecs.forEach((spec, i) => {
+      const problem = this.info.problems.find((p) => p.where === `tier ${spec.name}`);
+      Object.assign(this.tierState.find((t) => t.name === spec.name), {
+        state: problem ? "failed" : "ready",
+        available: !problem,
+        error: problem ? problem.error : null,
+        from_cache: files[i].fromCache,
+      });
+    });
+    this.timings.all_ms = this.timings.first_tier_ms = performance.now() - this.started;
+  }
+
+  /** @param {unknown} text */
+  async classify(text) {
+    if (!this.classifyJson) throw new Error("the Pyodide engine is still loading");
+    if (typeof text !== "string") {
+      const kind = text === null ? "null" : Array.isArray(text) ? "array" : typeof text;
+      throw errorFromObject({ name: "InputError", message: `expected text as a string, got ${kind}` });
+    }
+    const out = JSON.parse(this.classifyJson(text));
+    if (out.__error__) throw errorFromObject(out.__error__);
+    return out;
+  }
+
+  status() {
+    const manifest = this.bundle?.manifest;
+    const done = this.tierState.length > 0 && this.tierState.every((t) => t.state !== "loading");
+    return {
+      engine: "pyodide",
+      phase: this.fatal ? "failed" : done && this.classifyJson ? "all" : "loading",
+      error: this.fatal,
+      requested_backend: null,
+      backend: null,
+      fallback_reason: null,
+      adapter: null,
+      python: this.info?.python ?? null,
+      runtime_py: this.info?.version ?? null,
+      crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
+      verified: this.bundle ? (this.bundle.canVerify ? "sha256" : "size only (no WebCrypto on this origin)") : null,
+      cache: this.bundle ? Boolean(this.bundle.cache) : null,
+      name: manifest?.name ?? null,
+      labels: manifest?.labels ?? [],
+      tiers: this.tierState.map((t) => ({ ...t })),
+      timings: this.timings,
+    };
+  }
+}

@@ -1,0 +1,83 @@
+// The Web Worker that runs inference, so typing never waits on a model (client.js talks to it).
+//
+// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, router}
+//               {id, op: "classify", text} | {id, op: "status"}
+// Messages out: {id, ok: true, value} | {id, ok: false, error: {name, message}}
+//               {event: "manifest" | "tier" | "fallback" | "progress" | "ready" | "failed", status, ...}
+
+import { JsEngine } from "./engine.js";
+import { errorToObject } from "./errors.js";
+import { PyodideEngine } from "./pyodide-engine.js";
+
+const VENDOR = new URL("../vendor/", import.meta.url).href;
+const RUNTIME_ZIP = new URL("../py/runtime_py.zip", import.meta.url).href;
+
+/** @type {JsEngine | PyodideEngine | null} */
+let engine = null;
+/** @type {Promise<unknown> | null} */
+let loading = null;
+let lastProgress = 0;
+
+function post(message) {
+  self.postMessage(message);
+}
+
+function onEvent(event) {
+  if (event.event === "progress") {
+    // at most ~20 progress messages a second
+    const now = performance.now();
+    if (now - lastProgress < 50 && event.loaded < event.total) return;
+    lastProgress = now;
+  }
+  post(event);
+}
+
+async function init(message) {
+  if (engine) throw new Error("this worker is already initialised; create another client");
+  const options = {
+    bundleUrl: new URL(message.bundleUrl, message.pageUrl ?? self.location.href).href,
+    vendorUrl: `${VENDOR}ort/`,
+    backend: message.backend ?? "wasm",
+    variant: message.variant ?? null,
+    router: message.router ?? {},
+    onEvent,
+  };
+  if (message.engine === "pyodide") {
+    engine = new PyodideEngine({ ...options, pyodideUrl: `${VENDOR}pyodide/`, runtimeZipUrl: RUNTIME_ZIP });
+  } else if (!message.engine || message.engine === "js") {
+    engine = new JsEngine(options);
+  } else {
+    throw new Error(`unknown engine ${JSON.stringify(message.engine)} (known: js, pyodide)`);
+  }
+  loading = engine.load();
+  loading.catch(() => undefined); // reported through the "failed" event and the ready op
+  return engine.status();
+}
+
+const OPS = {
+  init,
+  async ready() {
+    if (!loading) throw new Error("not initialised");
+    await loading;
+    return engine.status();
+  },
+  async classify(message) {
+    if (!engine) throw new Error("not initialised");
+    return await engine.classify(message.text);
+  },
+  async status() {
+    if (!engine) throw new Error("not initialised");
+    return engine.status();
+  },
+};
+
+self.onmessage = async (e) => {
+  const message = e.data ?? {};
+  const op = OPS[message.op];
+  try {
+    if (!op) throw new Error(`unknown op ${JSON.stringify(message.op)}`);
+    post({ id: message.id, ok: true, value: await op(message) });
+  } catch (error) {
+    post({ id: message.id, ok: false, error: errorToObject(error) });
+  }
+};
