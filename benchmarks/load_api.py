@@ -30,17 +30,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from builder.cli import DEMO_UTTERANCES  # noqa: E402
 from builder.paths import default_bundle  # noqa: E402
+from e2e.conftest import start_serve  # noqa: E402
 
 # Short, mixed utterances: most are answered by the BoW tier, some go on to the transformer
 # (rephrasings, typos) and some end as "clarify" (out of scope).
-UTTERANCES = [
-    "how is my portfolio doing this year",
-    "how many shares of AAPL do I own",
-    "whats the price of nvda",
-    "move 500 dollars into my roth ira",
-    "what is an index fund",
-    "what's the weather like tomorrow",
+UTTERANCES = DEMO_UTTERANCES + [
     "show me my recent trades",
     "list all my holdings",
     "which of my stocks did worst this month",
@@ -64,9 +60,8 @@ def free_port() -> int:
 
 
 def start_server(bundle: Path, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(bundle), "--port", str(port)]
     with open(log, "wb") as out:
-        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return start_serve(bundle, port, out)
 
 
 def wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import BASE_ARGS, CHROMIUM, free_port, stop, wait_http  # noqa: E402
+from e2e.conftest import BASE_ARGS, CHROMIUM, free_port, start_serve, stop, wait_http  # noqa: E402
 
 MEASURE = """async ([easy, hard]) => {
   const client = window.intentDemo.client;
@@ -91,11 +90,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(args.bundle), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    server = start_serve(args.bundle, port)
     base = f"http://127.0.0.1:{port}/"
     runs = []
     try:

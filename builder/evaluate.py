@@ -16,6 +16,7 @@ from runtime_py import Router
 
 from .datasets import Example
 from .errors import BuildError
+from .oos import DEFAULT_OOS_LABELS
 from .metrics import classification_report, evaluate_logits, expected_calibration_error, softmax
 
 CASCADE = "cascade"
@@ -64,7 +65,9 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> tuple[dict[str,
         times.append(result.latency_ms)
         key = result.tier or router.fallback_intent
         by_tier[key] = by_tier.get(key, 0) + 1
-    expected = [router.fallback_intent if r.intent in router.oos_labels else r.intent for r in rows]
+    # Rows labelled out of scope expect "clarify", whether or not the bundle has an OOS class.
+    oos = set(router.oos_labels) | set(DEFAULT_OOS_LABELS)
+    expected = [router.fallback_intent if r.intent in oos else r.intent for r in rows]
     targets = np.asarray([index[intent] for intent in expected])
     preds_arr, answered_arr = np.asarray(preds), np.asarray(answered, dtype=bool)
     report = classification_report(preds_arr, targets, labels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -51,6 +51,13 @@ class BowOptions:
     label_smoothing: float = 0.0
     seed: int = 7
     oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
+
+    @classmethod
+    def robust(cls, **changes: Any) -> "BowOptions":
+        """The default build's recipe: TF-IDF (log tf, idf, l2) over word 1-2-grams and character
+        2-5-grams, lr 0.05, 20 epochs. On hand-written finance phrasings it beats the reference
+        recipe by 5 points (docs/BENCHMARKS.md), for a 4x larger bow.json."""
+        return replace(cls(char_ngrams=(2, 5), tf="log", idf=True, norm="l2", learning_rate=0.05, epochs=20), **changes)
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(

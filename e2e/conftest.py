@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, Request, sync_playwright
@@ -68,6 +69,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def start_serve(bundle: Path, port: int, output: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    """`python -m builder serve --no-build` on 127.0.0.1:`port` (stop it with :func:`stop`)."""
+    command = [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(bundle), "--port", str(port)]
+    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else None)
+
+
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
     bundle = default_bundle()
@@ -80,12 +87,7 @@ def bundle_dir() -> Path:
 def served(bundle_dir: Path) -> Iterator[str]:
     """`python -m builder serve` on a free port; yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(bundle_dir), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_serve(bundle_dir, port)
     base = f"http://127.0.0.1:{port}/"
     try:
         wait_http(base + "api/health", proc)

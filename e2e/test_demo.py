@@ -31,6 +31,9 @@ UTTERANCES = [
 # Transformer logits from onnxruntime-web's WASM kernels and native onnxruntime differ in the last
 # bits (int8 activations are quantized per run), so confidences agree to this, not exactly.
 TRANSFORMER_TOLERANCE = 0.02
+# WebGPU's int8 kernels quantize activations differently again (0.031 seen on one utterance);
+# intents and tiers must still agree exactly.
+GPU_TOLERANCE = 0.05
 
 
 def open_demo(page: Page, base: str, query: str = "") -> None:
@@ -99,7 +102,8 @@ def test_gpu_backends_match_or_say_why(gpu_browser: Browser, served: str, router
         page = log.watch(ctx.new_page())
         open_demo(page, served)
         out = client_results(page, UTTERANCES, backend)
-        assert_same(router_all, out["results"], UTTERANCES, TRANSFORMER_TOLERANCE)
+        tolerance = GPU_TOLERANCE if out["status"]["backend"] == "webgpu" else TRANSFORMER_TOLERANCE
+        assert_same(router_all, out["results"], UTTERANCES, tolerance)
         assert out["status"]["backend"] in (backend, "wasm")
         if out["status"]["backend"] != backend:
             assert out["status"].get("fallback_reason"), out["status"]

@@ -23,6 +23,11 @@ threads             INTENT_ORT_THREADS   1        onnxruntime intra-op threads (
 
 One intra-op thread keeps per-request latency predictable on shared machines; raise it for
 batch evaluation.
+
+Graphs with a fixed input shape (the WebGL variant, roles ``model_webgl_<L>``: int32
+``[1, L]``) are never chosen by default. Chosen with ``INTENT_ONNX_VARIANT``, such a graph gets
+its declared integer type, texts cut at ``L`` tokens ([SEP] kept) and padded to ``L`` with the pad
+id (attention mask 0), and a batch run one text at a time.
 """
 
 from __future__ import annotations
@@ -110,6 +115,19 @@ class TransformerTier(Tier):
         self._inputs = {k: getattr(numpy, _ORT_INT_TYPES[t]) for k, t in inputs.items()}
         outputs = [o.name for o in session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
+        # A fixed [batch, L] input shape (the WebGL variant): pad every text to L, one text per run.
+        shape = next(i.shape for i in session.get_inputs() if i.name == "input_ids")
+        fixed = shape[1] if isinstance(shape, (list, tuple)) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 else None
+        self.pad_length: int | None = fixed
+        self.pad_id = 0
+        if fixed is not None:
+            if fixed < 2:
+                raise BundleError(f"tier {name!r}: the ONNX graph's fixed sequence length {fixed} cannot hold [CLS] and [SEP]")
+            pad_id = tokenizer.token_to_id(tokenizer.pad_token) if tokenizer.pad_token else None
+            if pad_id is None:
+                raise BundleError(f"tier {name!r}: the graph needs padding to {fixed} tokens but the tokenizer has no pad token")
+            self.pad_id = pad_id
+            self.max_length = min(self.max_length, fixed)
 
     def feeds(
         self, input_ids: Sequence[Sequence[int]], attention_mask: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]]
@@ -119,6 +137,11 @@ class TransformerTier(Tier):
         return {k: self._np.asarray(columns[k], dtype=dtype) for k, dtype in self._inputs.items()}
 
     def _run(self, input_ids: list[list[int]], attention_mask: list[list[int]], token_type_ids: list[list[int]]) -> Any:
+        if self.pad_length is not None:
+            extra = [self.pad_length - len(row) for row in input_ids]
+            input_ids = [row + [self.pad_id] * n for row, n in zip(input_ids, extra)]
+            attention_mask = [row + [0] * n for row, n in zip(attention_mask, extra)]
+            token_type_ids = [row + [0] * n for row, n in zip(token_type_ids, extra)]
         (out,) = self.session.run([self.output_name], self.feeds(input_ids, attention_mask, token_type_ids))
         if out.ndim != 2 or out.shape != (len(input_ids), len(self.labels)):
             raise BundleError(
@@ -136,6 +159,8 @@ class TransformerTier(Tier):
             raise TypeError("texts must be a sequence of str (use logits() for a single text)")
         if not texts:
             return []
+        if self.pad_length is not None:  # a fixed [1, L] graph: one text per run
+            return [self.logits(text) for text in texts]
         batch = self.tokenizer.encode_batch(texts, max_length=self.max_length)
         out = self._run(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         return out.tolist()
@@ -148,6 +173,7 @@ class TransformerTier(Tier):
             **super().describe(),
             **self.info,
             "max_length": self.max_length,
+            **({"pad_length": self.pad_length} if self.pad_length is not None else {}),
             "vocab_size": self.tokenizer.vocab_size,
             "inputs": list(self._inputs),
         }

@@ -162,7 +162,12 @@ function renderStatus(status) {
 
   const rows = (status.tiers ?? []).map((t) => {
     const detail = [];
-    if (t.kind === "transformer" && t.backend) detail.push(`${t.backend}${t.threads ? `, ${t.threads} thread(s)` : ""}`, t.precision ?? "", t.session_ms ? `session ${fmtMs(t.session_ms)}` : "");
+    if (t.kind === "transformer" && t.backend) detail.push(`${t.backend}${t.threads ? `, ${t.threads} thread(s)` : ""}`, t.variant ?? "", t.precision ?? "", t.session_ms ? `session ${fmtMs(t.session_ms)}` : "");
+    // Fixed-length graphs (WebGL): the pad lengths, and those still to be opened when a text first needs them.
+    if (t.kind === "transformer" && t.buckets) {
+      const later = t.buckets.filter((b) => !b.loaded).map((b) => b.pad_length);
+      detail.push(`pad to ${t.buckets.map((b) => b.pad_length).join("/")} tokens${later.length ? ` (${later.join(", ")} loaded when first needed)` : ""}`);
+    }
     if (t.kind === "bow" && t.vocab_size) detail.push(`${t.vocab_size.toLocaleString("en-US")} features`);
     if (t.temperature) detail.push(`T ${t.temperature.toFixed(3)}`);
     if (t.state === "skipped" || t.state === "failed") detail.push(t.error ?? "");

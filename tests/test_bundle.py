@@ -33,7 +33,7 @@ def test_manifest_lists_every_file_with_size_and_hash(bundle):
     assert manifest.format_version == BUNDLE_FORMAT_VERSION
     entry = manifest.tiers[0].files["model"]
     assert entry.path == "bow.json" and entry.bytes == (bundle / "bow.json").stat().st_size
-    assert manifest.labels == sorted(manifest.labels) and len(manifest.labels) == 11
+    assert manifest.labels == sorted(manifest.labels) and len(manifest.labels) == 12  # 11 intents and "oos"
     assert manifest.slots["required"]["positions"] == ["SYMBOL"]
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from builder.datasets import read_jsonl
+from builder.datasets import read_jsonl, read_splits
 from builder.evaluate import evaluate
 from builder.metrics import calibration_bins, expected_calibration_error
 from builder.plots import confidence_histogram, oos_histogram, reliability_diagram
@@ -68,7 +68,7 @@ def test_cli_eval_plot_and_holdout_plot(small_bundle, small_data, tmp_path):
     done = run("--data", str(small_data), "--tier", "bow,cascade", "--plot", str(tmp_path / "a"), "--json")
     assert done.returncode == 0, done.stderr
     reports = json.loads(done.stdout.strip().splitlines()[-1])["reports"]
-    assert [r["tier"] for r in reports] == ["bow", "cascade"] and reports[0]["n"] == 220  # --data DIR reads test.jsonl
+    assert [r["tier"] for r in reports] == ["bow", "cascade"] and reports[0]["n"] == len(read_splits(small_data)["test"])  # --data DIR reads test.jsonl
     assert len(list((tmp_path / "a").glob("*.png"))) == 4
 
     done = run("--data", str(small_data), "--tier", "bow", "--holdout-intents", "2", "--plot", str(tmp_path / "b"), "--json")

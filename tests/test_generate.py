@@ -30,10 +30,10 @@ def test_same_seed_same_rows_and_files(finance_templates, tmp_path):
 
 
 def test_sizes_balance_and_80_10_10_split(finance_templates):
-    splits, report = generate(finance_templates, GenerateOptions(size=5500, seed=1))
+    splits, report = generate(finance_templates, GenerateOptions(size=6000, seed=1))
     sizes = {k: len(v) for k, v in splits.items()}
-    assert sum(sizes.values()) == 5500 and report.short == {}
-    assert sizes["train"] == pytest.approx(4400, abs=11) and sizes["val"] == pytest.approx(550, abs=11)
+    assert len(finance_templates.intents) == 12 and sum(sizes.values()) == 6000 and report.short == {}
+    assert sizes["train"] == pytest.approx(4800, abs=12) and sizes["val"] == pytest.approx(600, abs=12)
     assert set(report.per_intent.values()) == {500}
     for rows in splits.values():
         assert {r.intent for r in rows} == set(finance_templates.intents)

@@ -20,7 +20,8 @@ def write(tmp_path, data, name="t.json"):
 
 def test_default_templates_meet_the_brief(finance_templates):
     t = finance_templates
-    assert len(t.intents) == 11 and "clarify" not in t.intents
+    # The brief's 11 intents plus "oos", off-topic requests the router answers with "clarify".
+    assert len(t.intents) == 12 and "clarify" not in t.intents and "oos" in t.intents
     assert all(len(items) >= 15 for items in t.intents.values())
     assert t.slots["SYMBOL"][:3] == ["AAPL", "MSFT", "VOO"] and len(t.slots["SYMBOL"]) == 12
     assert set(t.slots) == {"SYMBOL", "TIMEFRAME", "FACT_TOPIC", "ACCOUNT"}

@@ -284,7 +284,7 @@ def test_output_size_must_match_the_labels(bundle, tmp_path, models):
     broken = clone(bundle, tmp_path)
     small = SequenceClassifier(models["main"].encoder, models["labels"][:3]).eval()
     rewrite(broken, "onnx/model.onnx", export_onnx(small, tmp_path / "small.onnx").read_bytes())
-    with pytest.raises(BundleError, match=r"returned shape \(1, 3\), expected \(1, 11\).*11 labels"):
+    with pytest.raises(BundleError, match=r"returned shape \(1, 3\), expected \(1, 12\).*12 labels"):
         load(broken)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import BASE_ARGS, CHROMIUM, GPU_ARGS, free_port, stop, wait_http  # noqa: E402
+from e2e.conftest import BASE_ARGS, CHROMIUM, GPU_ARGS, free_port, start_serve, stop, wait_http  # noqa: E402
 
 # (file name, query string, text typed, GPU flags)
 VIEWS = [
@@ -27,8 +27,6 @@ VIEWS = [
 
 
 def main() -> int:
-    import subprocess
-
     from playwright.sync_api import expect, sync_playwright
 
     from builder.paths import default_bundle
@@ -38,11 +36,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(args.bundle), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    server = start_serve(args.bundle, port)
     base = f"http://127.0.0.1:{port}/"
     try:
         wait_http(base + "api/health", server)

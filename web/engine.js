@@ -7,7 +7,7 @@ import { RemoteBundle } from "./bundle.js";
 import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { Router } from "./router.js";
-import { chooseVariant, createTransformerTier } from "./transformer.js";
+import { chooseVariant, createTransformerTier, variantBuckets } from "./transformer.js";
 
 /**
  * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null,
@@ -105,7 +105,11 @@ export class JsEngine {
     let reason = null;
     const probe = await probeBackend(wanted);
     this.requestedAdapter = probe.adapter ?? null;
-    if (probe.ok) {
+    const hasWebglVariant = Object.values(spec.extra.variants ?? {}).some((v) => v?.backend === "webgl");
+    if (probe.ok && wanted === "webgl" && !hasWebglVariant && !this.options.variant) {
+      // Standard BERT graphs use ops WebGL lacks: do not download a model that cannot load.
+      reason = "this bundle has no WebGL variant (standard transformer graphs use operators the WebGL backend lacks); add one with `python -m builder webgl`";
+    } else if (probe.ok) {
       try {
         return await this.transformerOn(wanted, spec, entry, tokenizer, config, probe.adapter);
       } catch (error) {
@@ -123,6 +127,8 @@ export class JsEngine {
 
   async transformerOn(backend, spec, entry, tokenizer, config, adapter) {
     const role = chooseVariant(spec, backend, this.options.variant);
+    // Fixed-length graphs (WebGL): the shortest now, the longer ones when a text first needs them.
+    const buckets = variantBuckets(spec, role, !this.options.variant);
     const file = spec.files[role];
     const ortStart = performance.now();
     const ort = await importOrt(backend, this.options.vendorUrl);
@@ -139,6 +145,8 @@ export class JsEngine {
       config: config.data,
       ort,
       backend,
+      buckets,
+      loadModel: async (other) => (await this.bundle.file(spec.files[other])).bytes,
       info: { ort_import_ms: ortMs, threads: backend === "wasm" ? wasmThreads() : null, adapter },
     });
     this.backend = backend;

@@ -18,9 +18,16 @@ export function variantRoles(spec) {
   return Object.keys(spec.files).filter((role) => role.startsWith("model"));
 }
 
+/** A variant's fixed sequence length (`variants[role].pad_length`), or null for a dynamic-shape graph. */
+function padLengthOf(spec, role) {
+  const n = spec.extra.variants?.[role]?.pad_length;
+  return Number.isInteger(n) && n >= 2 ? n : null;
+}
+
 /**
  * Which variant a backend runs: `wanted` if given, else a variant built for the backend
- * (`variants[role].backend`, e.g. a WebGL graph), else "model". Native-only variants are never chosen.
+ * (`variants[role].backend`, e.g. a WebGL graph; of fixed-length ones the shortest), else "model".
+ * Native-only variants are never chosen.
  * @param {import("./bundle.js").TierSpec} spec
  * @param {string} backend
  * @param {string | null} [wanted]
@@ -32,10 +39,39 @@ export function chooseVariant(spec, backend, wanted = null) {
     return wanted;
   }
   const variants = spec.extra.variants ?? {};
-  const dedicated = roles.find((r) => variants[r]?.backend === backend);
-  if (dedicated) return dedicated;
+  const dedicated = roles.filter((r) => variants[r]?.backend === backend);
+  if (dedicated.length) return dedicated.sort((a, b) => (padLengthOf(spec, a) ?? Infinity) - (padLengthOf(spec, b) ?? Infinity))[0];
   if (!roles.includes("model")) throw new BundleError(`tier ${JSON.stringify(spec.name)}: no 'model' file in the manifest`);
   return "model";
+}
+
+/**
+ * The fixed-length graphs that serve `role` together, shortest first: [{role, padLength}], or null
+ * when `role` has a dynamic shape. With `siblings`, every variant of the same backend that has a
+ * `pad_length` (model_webgl_16, _32, _64); else `role` alone (a text longer is cut at its length).
+ * @param {import("./bundle.js").TierSpec} spec
+ * @param {string} role
+ * @param {boolean} [siblings]
+ * @returns {{role: string, padLength: number}[] | null}
+ */
+export function variantBuckets(spec, role, siblings = true) {
+  const own = padLengthOf(spec, role);
+  if (own === null) return null;
+  const backend = spec.extra.variants?.[role]?.backend;
+  const roles = siblings ? variantRoles(spec).filter((r) => padLengthOf(spec, r) !== null && spec.extra.variants?.[r]?.backend === backend) : [role];
+  const byLength = new Map();
+  for (const r of roles) if (!byLength.has(padLengthOf(spec, r)) || r === role) byLength.set(padLengthOf(spec, r), r);
+  return [...byLength.entries()].sort((a, b) => a[0] - b[0]).map(([padLength, r]) => ({ role: r, padLength }));
+}
+
+/** `session.inputMetadata`, or [] where the backend cannot tell (WebGL throws). */
+function inputMetadata(session) {
+  try {
+    const meta = session.inputMetadata;
+    return Array.isArray(meta) ? meta : [];
+  } catch {
+    return [];
+  }
 }
 
 /** config.json's labels in id order. */
@@ -72,10 +108,14 @@ export class TransformerTier {
    * @param {string[]} o.labels
    * @param {number} [o.temperature]
    * @param {number} [o.maxLength]
-   * @param {number[] | null} [o.padLengths] fixed sequence lengths the graph needs (WebGL), else none
+   * @param {{padLength: number, role?: string, session?: any, open?: () => Promise<any>}[] | null} [o.buckets]
+   *   fixed-length graphs (WebGL): one session per length, `session` or `open()` to create it on
+   *   first use; a text goes to the shortest that holds it, else is cut at the longest. Null: one
+   *   dynamic-shape `session`.
+   * @param {"int32" | "int64" | null} [o.inputType] the inputs' type when the session cannot say (WebGL)
    * @param {Record<string, any>} [o.info] extra detail for describe()
    */
-  constructor({ name, ort, session, tokenizer, labels, temperature = 1.0, maxLength = DEFAULT_MAX_LENGTH, padLengths = null, info = {} }) {
+  constructor({ name, ort, session, tokenizer, labels, temperature = 1.0, maxLength = DEFAULT_MAX_LENGTH, buckets = null, inputType = null, info = {} }) {
     this.name = name;
     this.kind = "transformer";
     this.ort = ort;
@@ -84,40 +124,82 @@ export class TransformerTier {
     this.labels = labels.slice();
     this.temperature = temperature;
     this.maxLength = maxLength;
-    this.padLengths = padLengths ? padLengths.slice().sort((a, b) => a - b) : null;
+    this.buckets = buckets?.length
+      ? buckets
+          .map((b) => ({ padLength: b.padLength, role: b.role ?? null, session: b.session ?? null, open: b.open ?? null, pending: null, session_ms: null }))
+          .sort((a, b) => a.padLength - b.padLength)
+      : null;
+    if (this.buckets && !this.buckets.some((b) => b.session)) this.buckets[0].session = session;
+    this.padId = 0;
+    if (this.buckets) {
+      const padId = tokenizer.tokenToId(tokenizer.padToken);
+      if (padId === undefined || padId === null) throw new BundleError(`tier ${JSON.stringify(name)}: fixed-length graphs need a pad token, and the tokenizer has none`);
+      this.padId = padId;
+    }
     this.info = { ...info };
     const names = session.inputNames;
     const unknown = names.filter((n) => !MODEL_INPUTS.includes(n));
     if (unknown.length) throw new BundleError(`tier ${JSON.stringify(name)}: the ONNX graph wants inputs ${JSON.stringify(unknown)}; only ${MODEL_INPUTS.join(", ")} are supported`);
     if (!names.includes("input_ids")) throw new BundleError(`tier ${JSON.stringify(name)}: the ONNX graph has no 'input_ids' input`);
-    const meta = Array.isArray(session.inputMetadata) ? session.inputMetadata : [];
+    const meta = inputMetadata(session);
     /** @type {Record<string, "int64" | "int32">} */
     this.inputTypes = {};
     for (const n of names) {
-      const type = meta.find((m) => m.name === n)?.type;
+      const type = meta.find((m) => m.name === n)?.type ?? inputType;
       this.inputTypes[n] = type === "int32" ? "int32" : "int64";
     }
     const outputs = session.outputNames;
     this.outputName = outputs.includes("logits") ? "logits" : outputs[0];
   }
 
-  /** Input ids, attention mask and token types of `text`, padded to a fixed length when the graph needs one. */
+  /** The fixed-length graph `n` tokens go to: the shortest that holds them, else the longest. */
+  bucketFor(n) {
+    if (!this.buckets) return null;
+    return this.buckets.find((b) => b.padLength >= n) ?? this.buckets[this.buckets.length - 1];
+  }
+
+  /** Input ids, attention mask and token types of `text`; with fixed-length graphs cut at the
+   * longest and padded (pad id, mask 0) to the shortest that holds them, named in `pad_length`. */
   encode(text) {
-    const enc = this.tokenizer.encode(text, { maxLength: this.maxLength });
+    const longest = this.buckets ? this.buckets[this.buckets.length - 1].padLength : Infinity;
+    const enc = this.tokenizer.encode(text, { maxLength: Math.min(this.maxLength, longest) });
     let { ids, attentionMask, tokenTypeIds } = enc;
-    if (this.padLengths) {
-      const width = this.padLengths.find((n) => n >= ids.length) ?? this.padLengths[this.padLengths.length - 1];
-      const padId = this.tokenizer.tokenToId(this.tokenizer.padToken) ?? 0;
-      const extra = width - ids.length;
-      ids = ids.concat(new Array(extra).fill(padId));
+    const bucket = this.bucketFor(ids.length);
+    if (bucket) {
+      const extra = bucket.padLength - ids.length;
+      ids = ids.concat(new Array(extra).fill(this.padId));
       attentionMask = attentionMask.concat(new Array(extra).fill(0));
       tokenTypeIds = tokenTypeIds.concat(new Array(extra).fill(0));
     }
-    return { input_ids: ids, attention_mask: attentionMask, token_type_ids: tokenTypeIds };
+    return { input_ids: ids, attention_mask: attentionMask, token_type_ids: tokenTypeIds, pad_length: bucket?.padLength ?? null };
+  }
+
+  /** The session of a fixed-length graph, created on first use (a WebGL session keeps the shape of its first run). */
+  async sessionFor(bucket) {
+    if (bucket.session) return bucket.session;
+    if (!bucket.open) throw new BundleError(`tier ${JSON.stringify(this.name)}: no session for pad length ${bucket.padLength}`);
+    if (!bucket.pending) {
+      const start = performance.now();
+      bucket.pending = bucket.open().then(
+        (session) => {
+          bucket.session = session;
+          bucket.session_ms = performance.now() - start;
+          return session;
+        },
+        (error) => {
+          bucket.pending = null; // a later text may try again
+          throw error;
+        },
+      );
+    }
+    return bucket.pending;
   }
 
   feeds(text) {
-    const columns = this.encode(text);
+    return this.feedsOf(this.encode(text));
+  }
+
+  feedsOf(columns) {
     const feeds = {};
     for (const [name, type] of Object.entries(this.inputTypes)) {
       const values = columns[name];
@@ -129,7 +211,9 @@ export class TransformerTier {
 
   /** Raw scores, one per label. @param {string} text @returns {Promise<number[]>} */
   async logits(text) {
-    const outputs = await this.session.run(this.feeds(text));
+    const columns = this.encode(text);
+    const session = columns.pad_length === null ? this.session : await this.sessionFor(this.bucketFor(columns.pad_length));
+    const outputs = await session.run(this.feedsOf(columns));
     const out = outputs[this.outputName];
     try {
       if (out.dims.length !== 2 || out.dims[0] !== 1 || out.dims[1] !== this.labels.length) {
@@ -154,11 +238,17 @@ export class TransformerTier {
       max_length: this.maxLength,
       vocab_size: this.tokenizer.vocabSize,
       inputs: Object.keys(this.inputTypes),
+      input_type: Object.values(this.inputTypes)[0] ?? null,
+      ...(this.buckets
+        ? { buckets: this.buckets.map((b) => ({ pad_length: b.padLength, variant: b.role, loaded: Boolean(b.session), session_ms: b.session_ms })) }
+        : {}),
     };
   }
 
   async release() {
-    await this.session.release?.();
+    const sessions = new Set([this.session, ...(this.buckets ?? []).map((b) => b.session)].filter(Boolean));
+    for (const b of this.buckets ?? []) b.pending?.catch(() => undefined);
+    await Promise.all([...sessions].map((s) => s.release?.()));
   }
 }
 
@@ -174,9 +264,12 @@ export class TransformerTier {
  * @param {any} o.config parsed config.json
  * @param {any} o.ort the onnxruntime-web module
  * @param {string} o.backend wasm | webgpu | webgl
+ * @param {{role: string, padLength: number}[] | null} [o.buckets] fixed-length graphs served
+ *   together (variantBuckets); `role` is one of them, the others are opened on first use
+ * @param {(role: string) => Promise<Uint8Array>} [o.loadModel] the bytes of another bucket's graph
  * @param {Record<string, any>} [o.info]
  */
-export async function createTransformerTier({ spec, bundleLabels, role, model, tokenizerJson, config, ort, backend, info = {} }) {
+export async function createTransformerTier({ spec, bundleLabels, role, model, tokenizerJson, config, ort, backend, buckets = null, loadModel = null, info = {} }) {
   const where = `tier ${JSON.stringify(spec.name)}`;
   const maxLength = spec.extra.max_length ?? DEFAULT_MAX_LENGTH;
   if (!Number.isInteger(maxLength) || maxLength < 2) throw new BundleError(`${where}.max_length: expected a whole number >= 2, got ${JSON.stringify(maxLength)}`);
@@ -195,20 +288,30 @@ export async function createTransformerTier({ spec, bundleLabels, role, model, t
   const provider = EXECUTION_PROVIDERS[backend];
   if (!provider) throw new BundleError(`unknown backend ${JSON.stringify(backend)} (known: ${Object.keys(EXECUTION_PROVIDERS).join(", ")})`);
   const details = spec.extra.variants?.[role] ?? {};
+  const open = async (bytes, r) => {
+    try {
+      return await ort.InferenceSession.create(bytes, {
+        executionProviders: [provider],
+        graphOptimizationLevel: "all",
+        // Errors only: ORT's wasm core prints warnings (nodes placed on the CPU by WebGPU, int8
+        // graph notes) through console.error, which a page should not show as errors.
+        logSeverityLevel: 3,
+      });
+    } catch (error) {
+      throw new BundleError(`${backend}: onnxruntime-web cannot create a session for ${spec.files[r].path} (${firstLine(error)})`);
+    }
+  };
   const start = performance.now();
-  let session;
-  try {
-    session = await ort.InferenceSession.create(model, {
-      executionProviders: [provider],
-      graphOptimizationLevel: "all",
-      // Errors only: ORT's wasm core prints warnings (nodes placed on the CPU by WebGPU, int8
-      // graph notes) through console.error, which a page should not show as errors.
-      logSeverityLevel: 3,
-    });
-  } catch (error) {
-    throw new BundleError(`${backend}: onnxruntime-web cannot create a session for ${spec.files[role].path} (${firstLine(error)})`);
-  }
+  const session = await open(model, role);
   const sessionMs = performance.now() - start;
+  const tierBuckets = buckets?.length
+    ? buckets.map((b) => ({
+        padLength: b.padLength,
+        role: b.role,
+        session: b.role === role ? session : null,
+        open: b.role === role || !loadModel ? null : async () => open(await loadModel(b.role), b.role),
+      }))
+    : null;
   const tier = new TransformerTier({
     name: spec.name,
     ort,
@@ -217,9 +320,12 @@ export async function createTransformerTier({ spec, bundleLabels, role, model, t
     labels,
     temperature,
     maxLength,
-    padLengths: Array.isArray(details.pad_lengths) ? details.pad_lengths : null,
+    buckets: tierBuckets,
+    inputType: details.input_type === "int32" || details.input_type === "int64" ? details.input_type : null,
     info: { ...info, variant: role, file: spec.files[role].path, bytes: spec.files[role].bytes, precision: details.precision ?? null, backend, session_ms: sessionMs },
   });
+  const first = tier.buckets?.find((b) => b.session === session);
+  if (first) first.session_ms = sessionMs;
   const runStart = performance.now();
   try {
     await tier.logits("");
