@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import BASE_ARGS, CHROMIUM, free_port, start_serve, stop, wait_http  # noqa: E402
+from e2e.conftest import BASE_ARGS, CHROMIUM, serving  # noqa: E402
 
 MEASURE = """async ([easy, hard]) => {
   const client = window.intentDemo.client;
@@ -89,17 +89,10 @@ def main() -> int:
     parser.add_argument("--engine", choices=["js", "pyodide"], default="js")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
-    port = free_port()
-    server = start_serve(args.bundle, port)
-    base = f"http://127.0.0.1:{port}/"
     runs = []
-    try:
-        wait_http(base + "api/health", server)
-        with sync_playwright() as pw:
-            for _ in range(max(1, args.runs)):
-                runs.append(one_run(pw, base, f"?engine={args.engine}&backend=wasm"))
-    finally:
-        stop(server)
+    with serving(args.bundle) as base, sync_playwright() as pw:
+        for _ in range(max(1, args.runs)):
+            runs.append(one_run(pw, base, f"?engine={args.engine}&backend=wasm"))
 
     def med(visit: str, *keys: str) -> float:
         values = []

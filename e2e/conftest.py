@@ -6,6 +6,7 @@ test gets a fresh browser context (empty cache) unless it asks for a shared one.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import socket
@@ -83,17 +84,23 @@ def bundle_dir() -> Path:
     return bundle
 
 
-@pytest.fixture(scope="session")
-def served(bundle_dir: Path) -> Iterator[str]:
-    """`python -m builder serve` on a free port; yields its base URL."""
+@contextlib.contextmanager
+def serving(bundle: Path) -> Iterator[str]:
+    """`python -m builder serve` of `bundle` on a free port while in the block; yields its base URL."""
     port = free_port()
-    proc = start_serve(bundle_dir, port)
+    proc = start_serve(bundle, port)
     base = f"http://127.0.0.1:{port}/"
     try:
         wait_http(base + "api/health", proc)
         yield base
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def served(bundle_dir: Path) -> Iterator[str]:
+    with serving(bundle_dir) as base:
+        yield base
 
 
 class _PlainStaticHandler(http.server.SimpleHTTPRequestHandler):

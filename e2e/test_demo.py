@@ -41,12 +41,12 @@ def open_demo(page: Page, base: str, query: str = "") -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "all", timeout=READY_TIMEOUT_MS)
 
 
-def client_results(page: Page, texts: list[str], backend: str, engine: str = "js") -> dict[str, Any]:
+def client_results(page: Page, texts: list[str], backend: str, engine: str = "js", router: dict[str, Any] | None = None) -> dict[str, Any]:
     """Results of the page's own runtime (web/client.js in a worker) for `texts`, and its status."""
     return page.evaluate(
-        """async ([texts, backend, engine]) => {
+        """async ([texts, backend, engine, router]) => {
             const { IntentClient } = await import("./web/client.js");
-            const client = await IntentClient.create({ bundleUrl: "./bundle/", backend, engine });
+            const client = await IntentClient.create({ bundleUrl: "./bundle/", backend, engine, router });
             await client.ready();
             const results = [];
             for (const text of texts) results.push(await client.classify(text));
@@ -54,7 +54,7 @@ def client_results(page: Page, texts: list[str], backend: str, engine: str = "js
             client.terminate();
             return { results, status };
         }""",
-        [texts, backend, engine],
+        [texts, backend, engine, router or {}],
     )
 
 

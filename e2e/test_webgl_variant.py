@@ -15,8 +15,8 @@ from playwright.sync_api import Browser
 from builder.webgl_graph import add_webgl_variant
 from runtime_py import Router
 
-from .conftest import PageLog, free_port, start_serve, stop, wait_http
-from .test_demo import UTTERANCES, open_demo
+from .conftest import PageLog, serving
+from .test_demo import UTTERANCES, client_results, open_demo
 
 # One text over 16 tokens: it needs the 32-token graph, which the page opens on first use.
 TEXTS = UTTERANCES[:6] + ["could you please show me exactly how my whole brokerage portfolio has performed over the last twelve months"]
@@ -34,14 +34,8 @@ def webgl_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def webgl_served(webgl_bundle: Path) -> Iterator[str]:
-    port = free_port()
-    proc = start_serve(webgl_bundle, port)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(base + "api/health", proc)
+    with serving(webgl_bundle) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 def test_webgl_variant_answers_on_webgl(gpu_browser: Browser, webgl_served: str, webgl_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,19 +46,7 @@ def test_webgl_variant_answers_on_webgl(gpu_browser: Browser, webgl_served: str,
         log = PageLog()
         page = log.watch(ctx.new_page())
         open_demo(page, webgl_served)
-        out = page.evaluate(
-            """async (texts) => {
-                const { IntentClient } = await import("./web/client.js");
-                const client = await IntentClient.create({ bundleUrl: "./bundle/", backend: "webgl", router: { handoffThreshold: 1 } });
-                await client.ready();
-                const results = [];
-                for (const text of texts) results.push(await client.classify(text));
-                const status = await client.status();
-                client.terminate();
-                return { results, status };
-            }""",
-            TEXTS,
-        )
+        out = client_results(page, TEXTS, "webgl", router={"handoffThreshold": 1})
         status = out["status"]
         reason = status.get("fallback_reason") or ""
         if status["backend"] != "webgl" and "not available" in reason:

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import BASE_ARGS, CHROMIUM, GPU_ARGS, free_port, start_serve, stop, wait_http  # noqa: E402
+from e2e.conftest import BASE_ARGS, CHROMIUM, GPU_ARGS, serving  # noqa: E402
 
 # (file name, query string, text typed, GPU flags)
 VIEWS = [
@@ -35,25 +35,18 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, default=default_bundle())
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    port = free_port()
-    server = start_serve(args.bundle, port)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(base + "api/health", server)
-        with sync_playwright() as pw:
-            for name, query, text, gpu in VIEWS:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + (GPU_ARGS if gpu else ["--disable-gpu"]))
-                page = browser.new_page(viewport={"width": 960, "height": 900}, device_scale_factor=1)
-                page.goto(base + query)
-                expect(page.locator("body")).to_have_attribute("data-ready", "all", timeout=180_000)
-                page.fill("#text", text)
-                page.press("#text", "Enter")
-                expect(page.locator("#intent")).to_have_attribute("data-last-text", text, timeout=60_000)
-                page.screenshot(path=str(args.out / name), full_page=True)
-                print(f"wrote {args.out / name}")
-                browser.close()
-    finally:
-        stop(server)
+    with serving(args.bundle) as base, sync_playwright() as pw:
+        for name, query, text, gpu in VIEWS:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + (GPU_ARGS if gpu else ["--disable-gpu"]))
+            page = browser.new_page(viewport={"width": 960, "height": 900}, device_scale_factor=1)
+            page.goto(base + query)
+            expect(page.locator("body")).to_have_attribute("data-ready", "all", timeout=180_000)
+            page.fill("#text", text)
+            page.press("#text", "Enter")
+            expect(page.locator("#intent")).to_have_attribute("data-last-text", text, timeout=60_000)
+            page.screenshot(path=str(args.out / name), full_page=True)
+            print(f"wrote {args.out / name}")
+            browser.close()
     return 0
 
 
