@@ -191,10 +191,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_transformer_into_bundle(Path(args.data), Path(args.out), _transformer_options(args), log=_log, progress=not args.quiet)
     _log(f"wrote {args.out}/")
     if getattr(args, "webgl", False):
-        from .webgl_graph import add_webgl_variant, validation_texts
-
-        add_webgl_variant(Path(args.out), validation_texts(args.data, 1000, args.seed), log=_log)
+        _add_webgl(Path(args.out), Path(args.data), args.seed)
     return 0
+
+
+def _add_webgl(bundle: Path, data: Path, seed: int) -> None:
+    """`--webgl` of train and build: the WebGL variant, checked on up to 1,000 validation texts."""
+    from .webgl_graph import add_webgl_variant, validation_texts
+
+    add_webgl_variant(bundle, validation_texts(data, 1000, seed), log=_log)
 
 
 def cmd_webgl(args: argparse.Namespace) -> int:
@@ -257,9 +262,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         training = TransformerOptions(base=args.base, epochs=args.transformer_epochs, seed=args.seed)
         train_transformer_into_bundle(data, out, TransformerBuildOptions(training=training), log=_log, progress=not args.quiet)
         if args.webgl:
-            from .webgl_graph import add_webgl_variant, validation_texts
-
-            add_webgl_variant(out, validation_texts(data, 1000, args.seed), log=_log)
+            _add_webgl(out, data, args.seed)
     _log(f"wrote {out}/ with tiers: {', '.join(tiers)}")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,34 +59,35 @@ def reliability_diagram(confidence: np.ndarray, correct: np.ndarray, path: Path,
     return _save(fig, path)
 
 
-def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = 20) -> Path:
-    """How confident the model is when it is right and when it is wrong."""
-    confidence, correct = np.asarray(confidence), np.asarray(correct, dtype=bool)
+def _split_histogram(confidence: np.ndarray, mask: np.ndarray, groups: tuple[tuple[str, str], tuple[str, str]], alpha: float,
+                     bins: int, threshold: float | None = None) -> Any:
+    """Confidences of the rows where `mask` is true and where it is false, overlaid: `groups` is
+    ((label, colour) of the true rows, (label, colour) of the others); returns (fig, ax)."""
+    confidence, mask = np.asarray(confidence), np.asarray(mask, dtype=bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig, ax = _figure()
-    ax.hist(confidence[correct], bins=edges, color="#4c72b0", alpha=0.75, label=f"correct ({int(correct.sum()):,})")
-    ax.hist(confidence[~correct], bins=edges, color="#dd5555", alpha=0.75, label=f"wrong ({int((~correct).sum()):,})")
+    for rows, (label, colour) in ((mask, groups[0]), (~mask, groups[1])):
+        ax.hist(confidence[rows], bins=edges, color=colour, alpha=alpha, label=f"{label} ({int(rows.sum()):,})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
     ax.set_yscale("symlog")
     ax.set_xlim(0, 1)
     ax.set_xlabel("confidence (calibrated top probability)")
     ax.set_ylabel("rows")
-    ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
+    return fig, ax
+
+
+def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, bins: int = 20) -> Path:
+    """How confident the model is when it is right and when it is wrong."""
+    fig, ax = _split_histogram(confidence, correct, (("correct", "#4c72b0"), ("wrong", "#dd5555")), 0.75, bins)
+    ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
 def oos_histogram(confidence: np.ndarray, is_oos: np.ndarray, threshold: float, path: Path, title: str, bins: int = 20) -> Path:
     """Confidence of in-scope against out-of-scope rows, with the clarify threshold."""
-    confidence, is_oos = np.asarray(confidence), np.asarray(is_oos, dtype=bool)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    fig, ax = _figure()
-    ax.hist(confidence[~is_oos], bins=edges, color="#4c72b0", alpha=0.7, label=f"in scope ({int((~is_oos).sum()):,})")
-    ax.hist(confidence[is_oos], bins=edges, color="#dd8452", alpha=0.7, label=f"out of scope ({int(is_oos.sum()):,})")
-    ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
-    ax.set_yscale("symlog")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("confidence (calibrated top probability)")
-    ax.set_ylabel("rows")
+    fig, ax = _split_histogram(confidence, ~np.asarray(is_oos, dtype=bool), (("in scope", "#4c72b0"), ("out of scope", "#dd8452")),
+                               0.7, bins, threshold)
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)

@@ -9,6 +9,8 @@ export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_NAME = "manifest.json";
 export const FALLBACK_INTENT = "clarify";
 export const CACHE_NAME = "edge-intent-kit-bundle-v1";
+/** RemoteBundle.facts() before a bundle is open. */
+export const NO_BUNDLE_FACTS = Object.freeze({ verified: null, cache: null, name: null, labels: [] });
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isProbability = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1;
@@ -173,6 +175,16 @@ export class RemoteBundle {
       throw new BundleError(`${url}: invalid JSON (${/** @type {Error} */ (error).message})`);
     }
     return new RemoteBundle(base, parseManifest(data, url), await openCache());
+  }
+
+  /** What status() reports about the bundle, for every engine. */
+  facts() {
+    return {
+      verified: this.canVerify ? "sha256" : "size only (no WebCrypto on this origin)",
+      cache: Boolean(this.cache),
+      name: this.manifest.name,
+      labels: this.manifest.labels,
+    };
   }
 
   /** Absolute URL of a bundle-relative path. @param {string} path */

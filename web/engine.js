@@ -3,7 +3,7 @@
 // backend that cannot run says why and the tier falls back to WASM.
 
 import { BowModel, BowTier } from "./bow.js";
-import { RemoteBundle } from "./bundle.js";
+import { NO_BUNDLE_FACTS, RemoteBundle } from "./bundle.js";
 import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { Router } from "./router.js";
@@ -176,10 +176,7 @@ export class JsEngine {
       adapter: this.adapter,
       requested_adapter: this.requestedAdapter ?? null,
       crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
-      verified: this.bundle ? (this.bundle.canVerify ? "sha256" : "size only (no WebCrypto on this origin)") : null,
-      cache: this.bundle ? Boolean(this.bundle.cache) : null,
-      name: manifest?.name ?? null,
-      labels: manifest?.labels ?? [],
+      ...(this.bundle ? this.bundle.facts() : NO_BUNDLE_FACTS),
       tiers,
       timings: this.timings,
       ...this.router.settings(),

@@ -2,7 +2,7 @@
 // bundle's BoW tiers. Pyodide ships no onnxruntime, so transformer tiers are reported, not run.
 // Results are runtime_py's RouteResult.to_dict(), bit for bit what CPython answers.
 
-import { RemoteBundle } from "./bundle.js";
+import { NO_BUNDLE_FACTS, RemoteBundle } from "./bundle.js";
 import { errorFromObject, errorToObject } from "./errors.js";
 
 const SITE = "/home/pyodide/intent-kit";
@@ -135,7 +135,6 @@ export class PyodideEngine {
   }
 
   status() {
-    const manifest = this.bundle?.manifest;
     const done = this.tierState.length > 0 && this.tierState.every((t) => t.state !== "loading");
     return {
       engine: "pyodide",
@@ -148,10 +147,7 @@ export class PyodideEngine {
       python: this.info?.python ?? null,
       runtime_py: this.info?.version ?? null,
       crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
-      verified: this.bundle ? (this.bundle.canVerify ? "sha256" : "size only (no WebCrypto on this origin)") : null,
-      cache: this.bundle ? Boolean(this.bundle.cache) : null,
-      name: manifest?.name ?? null,
-      labels: manifest?.labels ?? [],
+      ...(this.bundle ? this.bundle.facts() : NO_BUNDLE_FACTS),
       tiers: this.tierState.map((t) => ({ ...t })),
       timings: this.timings,
     };
