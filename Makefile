@@ -1,6 +1,7 @@
 # Edge intent-classifier kit. The two commands a newcomer needs (README, Quick start):
 #   make demo   build the default bundle if it is missing, then serve the demo page on 127.0.0.1:8000
-#   make test   the whole test suite: Python (pytest), JavaScript (node --test), browser (Playwright + Chromium)
+#   make test   the whole test suite: Python (pytest), JavaScript (node --test), browser (Playwright +
+#               Chromium), and the browser benchmark's short mode
 # Both first install what they need: .venv with the pinned versions of constraints.txt, the npm
 # packages of package-lock.json and, for the browser tests, Debian's Chromium.
 
@@ -17,7 +18,7 @@ RUNTIME_FIXTURES := $(GENERATED)/runtime/manifest.json
 NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test test-py test-js test-e2e test-slow fixtures bench node chromium clean
+.PHONY: demo test test-py test-js test-e2e test-bench test-slow fixtures bench bench-browser node chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,7 +64,13 @@ test-e2e: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m builder build --if-missing
 	$(PY) -m pytest e2e
 
-test: test-py test-js test-e2e
+# The browser benchmark's short mode (a few minutes): every backend once on the default bundle.
+# It fails on errors, fallbacks and answers that disagree with runtime_py, never on a timing.
+test-bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m builder build --if-missing
+	$(PY) -m builder bench --quick
+
+test: test-py test-js test-e2e test-bench
 
 # Real-model and full-size checks, kept out of `make test` for time.
 test-slow: $(STAMP)
@@ -73,6 +80,11 @@ bench: $(STAMP)
 	$(PY) -m builder build --if-missing
 	$(PY) benchmarks/bench_bow.py
 	$(PY) benchmarks/bench_tokenizer.py
+
+# The full browser benchmark (tens of minutes): 3 fresh browsers, every backend and variant.
+bench-browser: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m builder build --if-missing
+	$(PY) -m builder bench --json bench.json --markdown bench.md --plot bench.png
 
 clean:
 	rm -rf $(GENERATED) models/bundles models/data .pytest_cache

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from builder.cli import DEMO_UTTERANCES  # noqa: E402
 from builder.paths import default_bundle  # noqa: E402
-from e2e.conftest import start_serve  # noqa: E402
+from builder.browser import start_serve  # noqa: E402
 
 # Short, mixed utterances: most are answered by the BoW tier, some go on to the transformer
 # (rephrasings, typos) and some end as "clarify" (out of scope).

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import BASE_ARGS, CHROMIUM, serving  # noqa: E402
+from builder.browser import BASE_ARGS, CHROMIUM, serving  # noqa: E402
 
 MEASURE = """async ([easy, hard]) => {
   const client = window.intentDemo.client;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,6 +14,7 @@ from runtime_py import Router
 from runtime_py.errors import IntentKitError
 
 from . import paths
+from .atomic import replace_file
 
 
 def _log(message: str) -> None:
@@ -418,6 +420,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import FULL_TIMING, QUICK_TIMING, Settings, run_bench, write_json
+    from .bench_report import format_markdown, write_chart
+    from .web_assets import WebLayout, require_assets
+
+    bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
+    require_assets(WebLayout(bundle=bundle))
+    settings = Settings(
+        runs=args.runs if args.runs is not None else (1 if args.quick else 3),
+        texts_per_set=args.texts if args.texts is not None else (4 if args.quick else 8),
+        timing=dict(QUICK_TIMING if args.quick else FULL_TIMING),
+        quick=args.quick,
+        transformers_js=not args.no_transformers_js,
+        webgl=not args.no_webgl,
+    )
+    report = run_bench(bundle, settings, log=_log)
+    command = "python -m builder bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+    markdown = format_markdown(report, command)
+    print(markdown)
+    if args.json:
+        write_json(Path(args.json), report)
+        _log(f"wrote {args.json}")
+    if args.markdown:
+        replace_file(Path(args.markdown), markdown.encode("utf-8"))
+        _log(f"wrote {args.markdown}")
+    if args.plot:
+        _log(f"wrote {write_chart(report, Path(args.plot))}")
+    if report["failures"]:
+        _log(f"bench failed: {len(report['failures'])} problem(s)")
+        for failure in report["failures"]:
+            _log(f"  {failure}")
+        return 1
+    return 0
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     from .site import build_site, format_report
 
@@ -501,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")
     p.add_argument("--target-precision", type=_probability, default=0.97, help="accuracy of answers the clarify threshold aims for on val")
     p.add_argument("--save-model", help="also save the fine-tuned PyTorch model here")
-    p.add_argument("--webgl", action="store_true", help="also add the WebGL variant (fp32, one graph per pad length 16/32/64; see `webgl`)")
+    p.add_argument("--webgl", action="store_true", help="also add the WebGL variant (fp32, one graph per pad length 16 and 64; see `webgl`)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -509,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("webgl", help="add the WebGL variant of the transformer tier to a bundle (checked against fp32)")
     p.add_argument("--bundle", required=True, help="bundle folder with a transformer tier (its fp32 graph is rewritten)")
     p.add_argument("--data", required=True, help="split folder: the WebGL graphs are checked on its val.jsonl texts")
-    p.add_argument("--lengths", help="pad lengths, comma-separated, capped at the tier's max_length (default: 16,32,64)")
+    p.add_argument("--lengths", help="pad lengths, comma-separated, capped at the tier's max_length (default: 16,64)")
     p.add_argument("--max-texts", type=_positive(int), default=1000, help="check on at most this many texts (default: %(default)s)")
     p.add_argument("--max-diff", type=_positive(float), default=1e-3, help="largest |logit difference| from fp32 allowed (default: %(default)s)")
     p.set_defaults(func=cmd_webgl)
@@ -524,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="minilm-l6", help="transformer base (preset, folder or hub id)")
     p.add_argument("--transformer-epochs", type=_positive(int), default=1,
                    help="fine-tuning epochs (1: the synthetic set is learned in one, and the build stays short)")
-    p.add_argument("--webgl", action="store_true",
-                   help="also add the WebGL variant (3 fp32 graphs, ~270 MB; see `webgl`); off by default for size")
+    p.add_argument("--no-webgl", dest="webgl", action="store_false",
+                   help="leave out the WebGL variant (two fp32 graphs, 16 and 64 tokens, ~180 MB, downloaded only by the WebGL backend)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 
@@ -580,6 +617,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-build", action="store_true", help="do not build the default bundle when it is missing")
     p.add_argument("--with-fp32", action="store_true", help="also serve the fp32 transformer graph")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="time every browser backend (and transformers.js) on a bundle in Chromium; checks answers against runtime_py")
+    p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
+    p.add_argument("--quick", action="store_true", help="one run, int8 only, short timings: minutes, for CI (fails only on errors and disagreement)")
+    p.add_argument("--runs", type=_positive(int), help="fresh browser runs (default: 3; --quick: 1)")
+    p.add_argument("--texts", type=_positive(int), help="texts per length (default: 8; --quick: 4)")
+    p.add_argument("--json", help="write every figure (and each run's) here")
+    p.add_argument("--markdown", help="also write the Markdown tables here")
+    p.add_argument("--plot", help="write a PNG chart of the latencies here")
+    p.add_argument("--no-transformers-js", action="store_true", help="leave out the transformers.js cases")
+    p.add_argument("--no-webgl", action="store_true", help="leave out the WebGL case (else a bundle without WebGL graphs gets them in a temporary copy)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("site", help="write the demo as a static folder for any static host")
     p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")

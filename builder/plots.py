@@ -1,4 +1,5 @@
-"""PNG figures for ``builder eval --plot``: reliability diagram, confidence histograms.
+"""PNG figures: reliability diagram and confidence histograms (``builder eval --plot``), and the
+latency chart of ``builder bench``.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display)
 and written atomically.
@@ -16,11 +17,11 @@ from .atomic import replace_file
 from .metrics import ECE_BINS, calibration_bins
 
 
-def _figure(rows: int = 1, height: float = 4.2, ratios: list[int] | None = None):  # type: ignore[no-untyped-def]
+def _figure(rows: int = 1, height: float = 4.2, ratios: list[int] | None = None, width: float = 5.6):  # type: ignore[no-untyped-def]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.6, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios} if ratios else None)
     return fig, axes
@@ -90,4 +91,26 @@ def oos_histogram(confidence: np.ndarray, is_oos: np.ndarray, threshold: float, 
     fig, ax = _split_histogram(confidence, ~np.asarray(is_oos, dtype=bool), (("in scope", "#4c72b0"), ("out of scope", "#dd8452")),
                                0.7, bins, threshold)
     ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def latency_chart(rows: list[tuple[str, dict[str, float | None]]], path: Path, title: str, note: str = "") -> Path:
+    """Horizontal bars of warm median latency per case and text length (log scale), with the
+    median p95 as a tick; `rows` are (label, {set name: median ms, set name + "_p95": p95 ms})."""
+    names = [n for n in rows[0][1] if not n.endswith("_p95")] if rows else []
+    fig, ax = _figure(height=0.42 * max(4, len(rows)) + 1.2, width=8.0)
+    height = 0.8 / max(1, len(names))
+    y = np.arange(len(rows))[::-1]
+    for j, name in enumerate(names):
+        medians = np.array([r[name] if r.get(name) else np.nan for _, r in rows], dtype=float)
+        p95 = np.array([r.get(f"{name}_p95") or np.nan for _, r in rows], dtype=float)
+        pos = y + (len(names) / 2 - j - 0.5) * height
+        ax.barh(pos, medians, height=height * 0.9, label=f"{name} median", color=f"C{j}")
+        ax.plot(p95, pos, "|", color="black", markersize=7, label="p95" if j == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yticks(y, [label for label, _ in rows])
+    ax.set_xlabel("milliseconds per text (log scale)" + (f"\n{note}" if note else ""))
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)

@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import BuildError
 
-DEFAULT_LENGTHS = (16, 32, 64)
+DEFAULT_LENGTHS = (16, 64)
 ROLE_PREFIX = "model_webgl_"
 #: Every op the rewritten graph may contain: each is in ORT-web's WebGL op table (1.30,
 #: ``WEBGL_OP_RESOLVE_RULES``) for opsets 13-17 (Clip 11+ with initializer bounds, ReduceMean

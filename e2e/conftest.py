@@ -6,74 +6,23 @@ test gets a fresh browser context (empty cache) unless it asks for a shared one.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import os
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, Request, sync_playwright
 
+from builder.browser import CHROMIUM, launch, serving
 from builder.paths import default_bundle
 from runtime_py import Router
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("INTENT_CHROMIUM", "/usr/bin/chromium")
-# Headless as root on a machine with no outside network (PLATFORM.md, "Browser side").
-BASE_ARGS = [
-    "--no-sandbox",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# WebGPU and WebGL need a GPU process; here both run on SwiftShader, the software adapter.
-GPU_ARGS = ["--enable-unsafe-webgpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 READY_TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen | None, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def start_serve(bundle: Path, port: int, output: Any = subprocess.DEVNULL) -> subprocess.Popen:
-    """`python -m builder serve --no-build` on 127.0.0.1:`port` (stop it with :func:`stop`)."""
-    command = [sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(bundle), "--port", str(port)]
-    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else None)
 
 
 @pytest.fixture(scope="session")
@@ -82,19 +31,6 @@ def bundle_dir() -> Path:
     if not (bundle / "manifest.json").is_file():
         pytest.fail(f"no bundle at {bundle}: run `.venv/bin/python -m builder build` (make test-e2e does)")
     return bundle
-
-
-@contextlib.contextmanager
-def serving(bundle: Path) -> Iterator[str]:
-    """`python -m builder serve` of `bundle` on a free port while in the block; yields its base URL."""
-    port = free_port()
-    proc = start_serve(bundle, port)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        wait_http(base + "api/health", proc)
-        yield base
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -137,11 +73,6 @@ def playwright() -> Iterator[Playwright]:
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (make chromium)")
     with sync_playwright() as pw:
         yield pw
-
-
-def launch(pw: Playwright, gpu: bool = False) -> Browser:
-    args = BASE_ARGS + (GPU_ARGS if gpu else ["--disable-gpu"])
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,11 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser
 
+from builder.browser import serving
 from builder.webgl_graph import add_webgl_variant
 from runtime_py import Router
 
-from .conftest import PageLog, serving
+from .conftest import PageLog
 from .test_demo import UTTERANCES, client_results, open_demo
 
 # One text over 16 tokens: it needs the 32-token graph, which the page opens on first use.

@@ -212,7 +212,7 @@ class Router:
             if wanted is not None and spec.name not in wanted:
                 continue
             try:
-                loaded.append(load_tier(bundle_dir, spec, check_hash))
+                loaded.append(load_tier(bundle_dir, spec, check_hash, options.get("environ")))
             except (BundleError, OSError, ImportError, ValueError) as exc:
                 if strict:
                     raise BundleError(f"tier {spec.name!r}: {exc}") from exc

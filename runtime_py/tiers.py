@@ -6,9 +6,10 @@ tier) register a loader with :func:`register_tier_kind`; the router only sees :c
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .bow import BowModel
 from .bundle import TierSpec, verified_path
@@ -60,34 +61,36 @@ class BowTier(Tier):
         }
 
 
-TierLoader = Callable[[Path, TierSpec, bool], Tier]
+# loader(bundle_dir, spec, check_hash, environ): environ holds the INTENT_* settings (os.environ
+# unless the Router was given another mapping).
+TierLoader = Callable[[Path, TierSpec, bool, Mapping[str, str]], Tier]
 _LOADERS: dict[str, TierLoader] = {}
 
 
 def register_tier_kind(kind: str, loader: TierLoader) -> None:
-    """Make tiers of `kind` loadable; `loader(bundle_dir, spec, check_hash)` returns a Tier."""
+    """Make tiers of `kind` loadable; `loader(bundle_dir, spec, check_hash, environ)` returns a Tier."""
     _LOADERS[kind] = loader
 
 
-def load_tier(bundle_dir: Path, spec: TierSpec, check_hash: bool = True) -> Tier:
+def load_tier(bundle_dir: Path, spec: TierSpec, check_hash: bool = True, environ: Mapping[str, str] | None = None) -> Tier:
     loader = _LOADERS.get(spec.kind)
     if loader is None:
         raise BundleError(f"tier {spec.name!r}: kind {spec.kind!r} is not supported by this runtime (known: {sorted(_LOADERS)})")
-    return loader(bundle_dir, spec, check_hash)
+    return loader(bundle_dir, spec, check_hash, os.environ if environ is None else environ)
 
 
-def _load_bow(bundle_dir: Path, spec: TierSpec, check_hash: bool) -> Tier:
+def _load_bow(bundle_dir: Path, spec: TierSpec, check_hash: bool, environ: Mapping[str, str]) -> Tier:
     entry = spec.files.get("model")
     if entry is None:
         raise BundleError(f"tier {spec.name!r}: no 'model' file in the manifest")
     return BowTier(spec.name, BowModel.load(verified_path(bundle_dir, entry, check_hash)))
 
 
-def _load_transformer(bundle_dir: Path, spec: TierSpec, check_hash: bool) -> Tier:
+def _load_transformer(bundle_dir: Path, spec: TierSpec, check_hash: bool, environ: Mapping[str, str]) -> Tier:
     # Imported here: runtime_py must import without numpy/onnxruntime (Pyodide, BoW-only installs).
     from .transformer import load_transformer_tier
 
-    return load_transformer_tier(bundle_dir, spec, check_hash)
+    return load_transformer_tier(bundle_dir, spec, check_hash, environ=environ)
 
 
 register_tier_kind("bow", _load_bow)

@@ -195,7 +195,9 @@ def test_cascade_runs_bow_then_transformer_which_answers(bundle, models):
 
 def test_env_variant_picks_another_model_file(bundle, models, monkeypatch):
     monkeypatch.setenv("INTENT_ONNX_VARIANT", "model_alt")
-    router = Router.from_bundle(bundle, environ={})
+    assert tier_status(Router.from_bundle(bundle))["variant"] == "model_alt"  # os.environ by default
+    monkeypatch.setenv("INTENT_ONNX_VARIANT", "model")
+    router = Router.from_bundle(bundle, environ={"INTENT_ONNX_VARIANT": "model_alt"})  # a given mapping wins
     info = tier_status(router)
     assert (info["available"], info["variant"], info["file"]) == (True, "model_alt", "onnx/model_alt.onnx")
     assert info["inputs"] == ["input_ids", "attention_mask"]  # this graph declares no token_type_ids
@@ -206,9 +208,8 @@ def test_env_variant_picks_another_model_file(bundle, models, monkeypatch):
         assert max(abs(a - b) for a, b in zip(got, torch_logits(models["main"], tier.tokenizer, text))) > 1e-2
 
 
-def test_unknown_variant_skips_the_tier_naming_the_roles(bundle, monkeypatch):
-    monkeypatch.setenv("INTENT_ONNX_VARIANT", "model_int4")
-    router = Router.from_bundle(bundle, environ={})
+def test_unknown_variant_skips_the_tier_naming_the_roles(bundle):
+    router = Router.from_bundle(bundle, environ={"INTENT_ONNX_VARIANT": "model_int4"})
     info = tier_status(router)
     assert not info["available"]
     assert "'model_int4'" in info["error"] and "['model', 'model_alt']" in info["error"]
@@ -220,9 +221,9 @@ def test_unknown_variant_skips_the_tier_naming_the_roles(bundle, monkeypatch):
 def test_threads_come_from_option_then_env(bundle, monkeypatch):
     assert load(bundle, threads=2).describe()["threads"] == 2
     monkeypatch.setenv("INTENT_ORT_THREADS", "2")
-    assert tier_status(Router.from_bundle(bundle, environ={}))["threads"] == 2
-    monkeypatch.setenv("INTENT_ORT_THREADS", "many")
-    info = tier_status(Router.from_bundle(bundle, environ={}))
+    assert tier_status(Router.from_bundle(bundle))["threads"] == 2
+    assert tier_status(Router.from_bundle(bundle, environ={}))["threads"] == 1
+    info = tier_status(Router.from_bundle(bundle, environ={"INTENT_ORT_THREADS": "many"}))
     assert not info["available"] and "INTENT_ORT_THREADS='many'" in info["error"]
 
 

@@ -8,9 +8,13 @@ export const BACKENDS = ["wasm", "webgpu", "webgl"];
 const BUILDS = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs", webgl: "ort.webgl.min.mjs" };
 const SOFTWARE = /swiftshader|llvmpipe|softpipe|software|basic render/i;
 
-/** Threads for WASM: several only when the page is cross-origin isolated (else ORT cannot share memory). */
-export function wasmThreads() {
+/** Threads for WASM: `requested` (a whole number >= 1), else min(4, cores); several only when the
+ * page is cross-origin isolated (else ORT cannot share memory). @param {number | null} [requested] */
+export function wasmThreads(requested = null) {
+  const given = requested !== null && requested !== undefined;
+  if (given && (!Number.isInteger(requested) || requested < 1)) throw new TypeError(`threads: expected a whole number >= 1, got ${JSON.stringify(requested)}`);
   if (!globalThis.crossOriginIsolated) return 1;
+  if (given) return requested;
   return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency || 1));
 }
 
@@ -18,13 +22,14 @@ export function wasmThreads() {
  * Import and configure the onnxruntime-web build of `backend` from `vendorUrl` (".../vendor/ort/").
  * @param {string} backend
  * @param {string} vendorUrl
+ * @param {number | null} [threads] WASM threads (see wasmThreads)
  */
-export async function importOrt(backend, vendorUrl) {
+export async function importOrt(backend, vendorUrl, threads = null) {
   const ort = await import(new URL(BUILDS[backend], vendorUrl).href);
   ort.env.logLevel = "error";
   if (ort.env.wasm) {
     ort.env.wasm.wasmPaths = vendorUrl;
-    ort.env.wasm.numThreads = wasmThreads();
+    ort.env.wasm.numThreads = wasmThreads(threads);
     ort.env.wasm.proxy = false; // we are the worker already
   }
   if (backend === "webgl" && ort.env.webgl) ort.env.webgl.pack = true;
@@ -34,11 +39,12 @@ export async function importOrt(backend, vendorUrl) {
 /**
  * Whether `backend` can run here, and on what: {ok, reason?, adapter?: {name, software}}.
  * @param {string} backend
+ * @param {number | null} [threads] WASM threads (see wasmThreads)
  */
-export async function probeBackend(backend) {
+export async function probeBackend(backend, threads = null) {
   if (backend === "wasm") {
     if (typeof WebAssembly !== "object") return { ok: false, reason: "WebAssembly is not available" };
-    return { ok: true, adapter: { name: `WebAssembly SIMD, ${wasmThreads()} thread(s)`, software: false } };
+    return { ok: true, adapter: { name: `WebAssembly SIMD, ${wasmThreads(threads)} thread(s)`, software: false } };
   }
   if (backend === "webgpu") {
     const gpu = globalThis.navigator?.gpu;

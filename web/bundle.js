@@ -144,6 +144,24 @@ async function fetchOk(url, init) {
 /**
  * A bundle at a URL: its manifest and verified, cached file downloads.
  */
+/**
+ * The tiers of `manifest` to load: all of them, or those named (by name or kind) in `wanted`.
+ * @param {{tiers: TierSpec[]}} manifest
+ * @param {string[] | null | undefined} wanted
+ * @returns {TierSpec[]}
+ */
+export function selectTiers(manifest, wanted) {
+  if (wanted === null || wanted === undefined) return manifest.tiers;
+  if (!Array.isArray(wanted) || !wanted.length || !wanted.every((w) => typeof w === "string")) {
+    throw new BundleError(`tiers: expected a non-empty list of tier names or kinds, got ${JSON.stringify(wanted)}`);
+  }
+  const chosen = manifest.tiers.filter((s) => wanted.includes(s.name) || wanted.includes(s.kind));
+  const known = manifest.tiers.flatMap((s) => [s.name, s.kind]);
+  const unknown = wanted.filter((w) => !known.includes(w));
+  if (unknown.length) throw new BundleError(`tiers: this bundle has no tier ${unknown.map((w) => JSON.stringify(w)).join(", ")} (it has: ${manifest.tiers.map((s) => `${s.name} (${s.kind})`).join(", ")})`);
+  return chosen;
+}
+
 export class RemoteBundle {
   /**
    * @param {string} baseUrl the folder holding manifest.json (ends with "/")

@@ -30,7 +30,7 @@ export class IntentClient {
   /**
    * Start a worker and load the bundle at `bundleUrl` (relative to the page).
    * @param {{bundleUrl?: string, backend?: "wasm" | "webgpu" | "webgl", engine?: "js" | "pyodide",
-   *   variant?: string | null, router?: import("./router.js").RouterOptions,
+   *   variant?: string | null, threads?: number | null, tiers?: string[] | null, router?: import("./router.js").RouterOptions,
    *   onStatus?: (status: any, event: any) => void}} [options]
    */
   static async create(options = {}) {
@@ -43,6 +43,8 @@ export class IntentClient {
       backend: options.backend ?? "wasm",
       engine: options.engine ?? "js",
       variant: options.variant ?? null,
+      threads: options.threads ?? null,
+      tiers: options.tiers ?? null,
       router: options.router ?? {},
     });
     return client;
@@ -81,6 +83,14 @@ export class IntentClient {
    */
   classify(text) {
     return this.call("classify", { text });
+  }
+
+  /**
+   * Time one tier's probabilities inside the worker (see JsEngine.bench); waits for loading first.
+   * @param {{tier: string, sets: Record<string, string[]>, timing?: import("./timing.js").TimingOptions}} request
+   */
+  bench(request) {
+    return this.call("bench", request);
   }
 
   /** What is loaded: engine, backend (and why another was used), tiers with sizes, cache and timings. */

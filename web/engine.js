@@ -3,14 +3,15 @@
 // backend that cannot run says why and the tier falls back to WASM.
 
 import { BowModel, BowTier } from "./bow.js";
-import { NO_BUNDLE_FACTS, RemoteBundle } from "./bundle.js";
+import { NO_BUNDLE_FACTS, RemoteBundle, selectTiers } from "./bundle.js";
 import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { Router } from "./router.js";
+import { timeSets } from "./timing.js";
 import { chooseVariant, createTransformerTier, variantBuckets } from "./transformer.js";
 
 /**
- * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null,
+ * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null, threads?: number | null, tiers?: string[] | null,
  *   router?: import("./router.js").RouterOptions, onEvent?: (event: Record<string, any>) => void}} EngineOptions
  */
 
@@ -30,6 +31,8 @@ export class JsEngine {
     this.fallbackReason = null;
     this.adapter = null;
     this.bundle = null;
+    /** @type {import("./bundle.js").TierSpec[] | null} the tiers this engine loads */
+    this.specs = null;
     /** @type {Map<string, any>} */
     this.loaded = new Map();
     this.tierState = [];
@@ -48,17 +51,18 @@ export class JsEngine {
   async load() {
     try {
       this.bundle = await RemoteBundle.open(this.options.bundleUrl);
+      this.specs = selectTiers(this.bundle.manifest, this.options.tiers);
     } catch (error) {
       this.fatal = errorToObject(error);
       this.emit({ event: "failed" });
       throw error;
     }
     this.timings.manifest_ms = performance.now() - this.started;
-    this.tierState = this.bundle.manifest.tiers.map(tierEntry);
+    this.tierState = this.specs.map(tierEntry);
     this.rebuildRouter();
     this.emit({ event: "manifest" });
     // Tiers load in parallel; the cheap ones finish first and answer meanwhile.
-    await Promise.all(this.bundle.manifest.tiers.map((spec) => this.loadTier(spec)));
+    await Promise.all(this.specs.map((spec) => this.loadTier(spec)));
     this.timings.all_ms = performance.now() - this.started;
     this.bundle.prune().catch(() => 0);
     this.emit({ event: "ready" });
@@ -66,7 +70,7 @@ export class JsEngine {
   }
 
   rebuildRouter() {
-    const specs = this.bundle.manifest.tiers.filter((s) => this.loaded.has(s.name));
+    const specs = this.specs.filter((s) => this.loaded.has(s.name));
     this.router = new Router(specs.map((s) => this.loaded.get(s.name)), { ...this.options.router, manifest: this.bundle.manifest });
   }
 
@@ -103,7 +107,7 @@ export class JsEngine {
     if (wanted !== this.requested) this.fallbackReason = `unknown backend ${JSON.stringify(this.requested)}; using wasm`;
     const [tokenizer, config] = await Promise.all([this.bundle.json(spec.files.tokenizer), this.bundle.json(spec.files.config)]);
     let reason = null;
-    const probe = await probeBackend(wanted);
+    const probe = await probeBackend(wanted, this.options.threads);
     this.requestedAdapter = probe.adapter ?? null;
     const hasWebglVariant = Object.values(spec.extra.variants ?? {}).some((v) => v?.backend === "webgl");
     if (probe.ok && wanted === "webgl" && !hasWebglVariant && !this.options.variant) {
@@ -122,7 +126,7 @@ export class JsEngine {
     if (reason.startsWith(`${wanted}: `)) reason = reason.slice(wanted.length + 2);
     this.fallbackReason = `${wanted}: ${reason}; fell back to wasm`;
     this.emit({ event: "fallback", reason: this.fallbackReason });
-    return await this.transformerOn("wasm", spec, entry, tokenizer, config, (await probeBackend("wasm")).adapter);
+    return await this.transformerOn("wasm", spec, entry, tokenizer, config, (await probeBackend("wasm", this.options.threads)).adapter);
   }
 
   async transformerOn(backend, spec, entry, tokenizer, config, adapter) {
@@ -131,7 +135,7 @@ export class JsEngine {
     const buckets = variantBuckets(spec, role, !this.options.variant);
     const file = spec.files[role];
     const ortStart = performance.now();
-    const ort = await importOrt(backend, this.options.vendorUrl);
+    const ort = await importOrt(backend, this.options.vendorUrl, this.options.threads);
     const ortMs = performance.now() - ortStart;
     const model = await this.bundle.file(file, (loaded, total) => this.emit({ event: "progress", tier: spec.name, loaded, total }));
     const fromCache = model.fromCache && tokenizer.fromCache && config.fromCache;
@@ -147,7 +151,7 @@ export class JsEngine {
       backend,
       buckets,
       loadModel: async (other) => (await this.bundle.file(spec.files[other])).bytes,
-      info: { ort_import_ms: ortMs, threads: backend === "wasm" ? wasmThreads() : null, adapter },
+      info: { ort_import_ms: ortMs, threads: backend === "wasm" ? wasmThreads(this.options.threads) : null, adapter },
     });
     this.backend = backend;
     this.adapter = adapter;
@@ -157,6 +161,24 @@ export class JsEngine {
   /** @param {unknown} text */
   classify(text) {
     return this.router.classify(text);
+  }
+
+  /**
+   * Time one loaded tier's probabilities (tokenizer, model, softmax; no routing) on named text
+   * sets; with each text's probabilities, for comparing against runtime_py.
+   * @param {{tier: string, sets: Record<string, string[]>, timing?: import("./timing.js").TimingOptions}} request
+   *   `tier`: a tier name or kind ("bow", "transformer")
+   */
+  async bench({ tier, sets, timing = {} }) {
+    const specs = this.specs ?? [];
+    const spec = specs.find((s) => s.name === tier) ?? specs.find((s) => s.kind === tier);
+    const loaded = spec ? this.loaded.get(spec.name) : undefined;
+    if (!loaded) {
+      const state = spec ? this.tierState.find((t) => t.name === spec.name) : null;
+      throw new Error(`no loaded tier ${JSON.stringify(tier)} to time${state?.error ? ` (${state.error})` : ""}`);
+    }
+    const results = await timeSets((text) => loaded.probabilities(text), sets, timing);
+    return { tier: spec.name, kind: spec.kind, labels: loaded.labels, describe: loaded.describe(), sets: results };
   }
 
   status() {

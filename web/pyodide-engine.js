@@ -2,8 +2,9 @@
 // bundle's BoW tiers. Pyodide ships no onnxruntime, so transformer tiers are reported, not run.
 // Results are runtime_py's RouteResult.to_dict(), bit for bit what CPython answers.
 
-import { NO_BUNDLE_FACTS, RemoteBundle } from "./bundle.js";
+import { NO_BUNDLE_FACTS, RemoteBundle, selectTiers } from "./bundle.js";
 import { errorFromObject, errorToObject } from "./errors.js";
+import { timeSets } from "./timing.js";
 
 const SITE = "/home/pyodide/intent-kit";
 const BUNDLE_DIR = "/home/pyodide/bundle";
@@ -18,6 +19,16 @@ def make_router(tiers, options):
     global router
     router = Router.from_bundle(${JSON.stringify(BUNDLE_DIR)}, tiers=list(tiers), environ={}, **json.loads(options))
     return json.dumps({"problems": router.problems, "version": runtime_version, "python": sys.version.split()[0]})
+
+def _tier(name):
+    return next(t for t in router.tiers if t.name == name)
+
+def tier_labels(name):
+    return json.dumps(_tier(name).labels)
+
+def tier_probabilities(name):
+    tier = _tier(name)
+    return lambda text: json.dumps(tier.probabilities(text))
 
 def classify_json(text):
     try:
@@ -77,7 +88,8 @@ export class PyodideEngine {
     const pyodideP = loadPyodide({ indexURL: this.options.pyodideUrl, stdout: () => {}, stderr: () => {} });
     this.bundle = await bundleP;
     const manifest = this.bundle.manifest;
-    this.tierState = manifest.tiers.map((spec) => ({
+    const specs = selectTiers(manifest, this.options.tiers);
+    this.tierState = specs.map((spec) => ({
       name: spec.name,
       kind: spec.kind,
       state: spec.kind === "bow" ? "loading" : "skipped",
@@ -87,7 +99,7 @@ export class PyodideEngine {
       from_cache: null,
     }));
     this.emit({ event: "manifest" });
-    const bowSpecs = manifest.tiers.filter((s) => s.kind === "bow");
+    const bowSpecs = specs.filter((s) => s.kind === "bow");
     const files = await Promise.all(bowSpecs.map((s) => this.bundle.file(s.files.model)));
     const [pyodide, zip] = await Promise.all([pyodideP, zipP]);
     this.timings.pyodide_ms = performance.now() - this.started;
@@ -132,6 +144,24 @@ export class PyodideEngine {
     const out = JSON.parse(this.classifyJson(text));
     if (out.__error__) throw errorFromObject(out.__error__);
     return out;
+  }
+
+  /**
+   * Time a BoW tier's probabilities in runtime_py (as JsEngine.bench), the call from JavaScript
+   * into Python included.
+   * @param {{tier: string, sets: Record<string, string[]>, timing?: import("./timing.js").TimingOptions}} request
+   */
+  async bench({ tier, sets, timing = {} }) {
+    const entry = this.tierState.find((t) => t.name === tier) ?? this.tierState.find((t) => t.kind === tier);
+    if (!entry || !entry.available) throw new Error(`no loaded tier ${JSON.stringify(tier)} to time in Pyodide${entry?.error ? ` (${entry.error})` : ""}`);
+    const [makeFn, labelsOf] = ["tier_probabilities", "tier_labels"].map((name) => this.pyodide.globals.get(name));
+    const probabilities = makeFn(entry.name);
+    try {
+      const results = await timeSets((text) => JSON.parse(probabilities(text)), sets, timing);
+      return { tier: entry.name, kind: entry.kind, labels: JSON.parse(labelsOf(entry.name)), describe: { python: this.info?.python ?? null }, sets: results };
+    } finally {
+      for (const proxy of [probabilities, makeFn, labelsOf]) proxy.destroy();
+    }
   }
 
   status() {

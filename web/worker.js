@@ -1,11 +1,12 @@
 // The Web Worker that runs inference, so typing never waits on a model (client.js talks to it).
 //
-// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, router}
-//               {id, op: "classify", text} | {id, op: "status"}
+// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, threads, tiers, router}
+//               {id, op: "classify", text} | {id, op: "status"} | {id, op: "bench", tier, sets, timing}
 // Messages out: {id, ok: true, value} | {id, ok: false, error: {name, message}}
 //               {event: "manifest" | "tier" | "fallback" | "progress" | "ready" | "failed", status, ...}
 
 import { JsEngine } from "./engine.js";
+import { wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { PyodideEngine } from "./pyodide-engine.js";
 
@@ -34,11 +35,14 @@ function onEvent(event) {
 
 async function init(message) {
   if (engine) throw new Error("this worker is already initialised; create another client");
+  wasmThreads(message.threads ?? null); // a bad value fails here, not when the transformer loads
   const options = {
     bundleUrl: new URL(message.bundleUrl, message.pageUrl ?? self.location.href).href,
     vendorUrl: `${VENDOR}ort/`,
     backend: message.backend ?? "wasm",
     variant: message.variant ?? null,
+    threads: message.threads ?? null,
+    tiers: message.tiers ?? null,
     router: message.router ?? {},
     onEvent,
   };
@@ -68,6 +72,11 @@ const OPS = {
   async status() {
     if (!engine) throw new Error("not initialised");
     return engine.status();
+  },
+  async bench(message) {
+    if (!loading) throw new Error("not initialised");
+    await loading.catch(() => undefined);
+    return await engine.bench(message);
   },
 };
 
