@@ -40,13 +40,15 @@ from .paths import ROOT
 SET_LENGTHS = {"short": 16, "long": 64}
 
 # What `static/bench.html` is told to do; the same names as web/timing.js's options.
-FULL_TIMING = {"warmupMs": 1500, "warmupCalls": 30, "warmupMaxMs": 4000, "budgetMs": 3000, "minCalls": 5, "maxCalls": 200}
+FULL_TIMING = {"warmupMs": 2000, "warmupCalls": 30, "warmupMaxMs": 4000, "budgetMs": 3000, "minCalls": 5, "maxCalls": 200}
 QUICK_TIMING = {"warmupMs": 200, "warmupCalls": 5, "warmupMaxMs": 2000, "budgetMs": 300, "minCalls": 3, "maxCalls": 30}
 
-# Largest |probability difference| from runtime_py allowed, by (precision, backend). int8 kernels
-# differ between onnxruntime builds; WebGPU's int8 path most (PLATFORM.md). fp32 and the WebGL
-# graph (fp32, checked against the fp32 graph) agree far closer.
-TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.02, ("int8", "webgpu"): 0.05}
+# Largest |probability difference| from runtime_py allowed, by (precision, backend). int8 graphs
+# quantize activations at run time, and the kernels of each onnxruntime build round differently
+# (native x86 against WebAssembly SIMD against WebGPU): on banking77's 77 intents WASM int8 was
+# 0.032 from native int8 with every argmax the same (docs/BENCHMARKS.md). fp32 and the WebGL
+# graph (fp32, checked against the fp32 graph) agree to about 1e-6.
+TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.05, ("int8", "webgpu"): 0.05}
 
 CASE_TIMEOUT_S = 600
 
@@ -139,7 +141,7 @@ def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webg
             dtype = TJS_FILES[role][1]
             cases.append(Case(f"tjs-wasm-{p}", f"transformers.js, WASM, threads, {p}", "transformers.js", "transformer", "wasm",
                               dtype=dtype, precision=p, reference=role, calibrated=False))
-            if not quick:
+            if not quick and p == "int8":
                 cases.append(Case(f"tjs-wasm-1t-{p}", f"transformers.js, WASM, 1 thread, {p}", "transformers.js", "transformer", "wasm",
                                   threads=1, dtype=dtype, precision=p, reference=role, calibrated=False))
     if tjs_problem:
@@ -307,12 +309,12 @@ def check_result(case: Case, result: dict[str, Any]) -> str | None:
     if not result.get("ok"):
         return result.get("error") or "failed"
     status = result.get("status") or {}
-    if case.engine == "js" and case.tier == "transformer":
+    if case.tier == "transformer":
         if status.get("backend") != case.backend:
             return f"ran on {status.get('backend')} instead of {case.backend}: {status.get('fallback_reason')}"
-        describe = result.get("describe") or {}
-        if case.threads is not None and describe.get("threads") != case.threads:
-            return f"ran on {describe.get('threads')} thread(s) instead of {case.threads}"
+        threads = (result.get("describe") or {}).get("threads", status.get("threads"))
+        if case.threads is not None and threads != case.threads:
+            return f"ran on {threads} thread(s) instead of {case.threads}"
     if result.get("page_errors"):
         return result["page_errors"][0]
     return None
@@ -473,31 +475,9 @@ def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = pri
     failures: list[str] = []
     summaries = []
     for case in cases:
-        runs = results[case.id]
-        problems = [p for p in (check_result(case, r) for r in runs) if p]
-        disagreements = [r["agreement"] for r in runs if "agreement" in r and not r["agreement"]["ok"]]
-        for p in sorted(set(problems)):
-            failures.append(f"{case.id}: {p}")
-        for a in disagreements[:1]:
-            if "problem" in a:
-                failures.append(f"{case.id}: {a['problem']}")
-            else:
-                failures.append(f"{case.id}: disagrees with {a['against']}: max |diff| {a['max_abs_diff']:.2e} "
-                                f"(tolerance {a['tolerance']}), argmax changes: {a['argmax_changes'] or 'none'}")
-        agreements = [r["agreement"] for r in runs if "agreement" in r]
-        summaries.append({
-            "case": asdict(case),
-            "summary": summarize_case([r for r in runs if check_result(case, r) is None]),
-            "agreement": {
-                "max_abs_diff": max((a.get("max_abs_diff", 0.0) for a in agreements), default=None),
-                "argmax_changes": sum(len(a.get("argmax_changes", [])) for a in agreements),
-                "checked": sum(a.get("checked", 0) for a in agreements),
-                "tolerance": case.tolerance,
-                "against": agreements[0].get("against") if agreements else None,
-            },
-            "runs": [{k: v for k, v in r.items() if k != "sets"} | {"sets": {n: {k: v for k, v in s.items() if k != "outputs"} for n, s in (r.get("sets") or {}).items()}}
-                     for r in runs],
-        })
+        entry, problems = case_report(case, results[case.id])
+        summaries.append(entry)
+        failures.extend(problems)
     return {
         "bundle": {"path": str(bundle), "name": manifest.name, "tiers": [_tier_facts(t) for t in manifest.tiers]},
         "machine": machine_facts() | {"chromium": browser_version, "load": loads},
@@ -509,6 +489,36 @@ def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = pri
         "failures": failures,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _without_outputs(result: dict[str, Any]) -> dict[str, Any]:
+    sets = {name: {k: v for k, v in timed.items() if k != "outputs"} for name, timed in (result.get("sets") or {}).items()}
+    return {k: v for k, v in result.items() if k != "sets"} | {"sets": sets}
+
+
+def case_report(case: Case, runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """One case's entry in the report (summary over its good runs, agreement, every run without
+    its outputs) and its failures: errors, fallbacks and the first disagreement."""
+    failures = [f"{case.id}: {p}" for p in sorted({p for p in (check_result(case, r) for r in runs) if p})]
+    agreements = [r["agreement"] for r in runs if "agreement" in r]
+    bad = next((a for a in agreements if not a["ok"]), None)
+    if bad is not None:
+        failures.append(f"{case.id}: {bad['problem']}" if "problem" in bad else
+                        f"{case.id}: disagrees with {bad['against']}: max |diff| {bad['max_abs_diff']:.2e} "
+                        f"(tolerance {bad['tolerance']}), argmax changes: {bad['argmax_changes'] or 'none'}")
+    entry = {
+        "case": asdict(case),
+        "summary": summarize_case([r for r in runs if check_result(case, r) is None]),
+        "agreement": {
+            "max_abs_diff": max((a.get("max_abs_diff", 0.0) for a in agreements), default=None),
+            "argmax_changes": sum(len(a.get("argmax_changes", [])) for a in agreements),
+            "checked": sum(a.get("checked", 0) for a in agreements),
+            "tolerance": case.tolerance,
+            "against": agreements[0].get("against") if agreements else None,
+        },
+        "runs": [_without_outputs(r) for r in runs],
+    }
+    return entry, failures
 
 
 def _tier_facts(spec: TierSpec) -> dict[str, Any]:

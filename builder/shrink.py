@@ -111,7 +111,7 @@ def prune_vocabulary(
     model: SequenceClassifier,
     tokenizer_json: Path,
     keep_texts: Iterable[str],
-    check_texts: Sequence[str],
+    check_texts: Sequence[str] | None = None,
     allow_changes: bool = False,
     *,
     english_words: int = DEFAULT_ENGLISH_WORDS,
@@ -119,11 +119,14 @@ def prune_vocabulary(
     """Prune the vocabulary of `tokenizer_json` and slice `model`'s word embeddings to match, in place.
 
     Returns the kept tokens (original order; the new id of a token is its index) and a report.
+    `check_texts` defaults to ``builder/data/coverage_sentences.txt``.
     Raises BuildError, leaving the model untouched, when a `check_texts` sentence would be tokenized
     differently, unless `allow_changes` (then the report's ``warnings`` say so). Write the matching
     tokenizer files with ``write_tokenizer_files(vocab, ...)``.
     """
     tokenizer_json = Path(tokenizer_json)
+    if check_texts is None:
+        check_texts = load_coverage_sentences()
     config = _read_tokenizer_json(tokenizer_json)
     full_vocab = _ordered_vocab(config, tokenizer_json)
     full = _load_tokenizer(tokenizer_json)

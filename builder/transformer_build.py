@@ -90,7 +90,6 @@ def train_transformer_into_bundle(
             model,
             result.tokenizer_dir / "tokenizer.json",
             keep_texts=[r.text for r in splits["train"]],
-            check_texts=None,
             allow_changes=options.allow_prune_changes,
         )
         log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")

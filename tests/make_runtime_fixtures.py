@@ -242,7 +242,8 @@ def cases(bundles: dict[str, Path], texts: list[str]) -> Iterator[dict[str, Any]
             parsed = next(s for s in read_manifest(path).tiers if s.name == spec["name"])
             int8 = load_transformer_tier(path, parsed, variant="model", environ={})
         for setting, options in SETTINGS.items():
-            router = Router.from_bundle(path, strict=True, environ={}, **options)
+            # Only the fp32 variant named; no other INTENT_* setting of this shell leaks in.
+            router = Router.from_bundle(path, strict=True, environ={"INTENT_ONNX_VARIANT": FP32_VARIANT}, **options)
             for text in texts:
                 case = {"bundle": bundle_name, "settings": setting, "text": text, **route(router, text)}
                 if setting == "default":
@@ -259,7 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-transformer", action="store_true", help="BoW tiers only (no torch needed)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ["INTENT_ONNX_VARIANT"] = FP32_VARIANT  # read by the transformer loader of Router.from_bundle
     started = time.perf_counter()
     out = Path(args.out)
     if out.exists():

@@ -70,3 +70,18 @@ def test_router_runs_the_cascade_through_both_tiers(two_tier_bundle):
     result = unsure_bow.classify("how many shares of TSLA do I have")
     assert [r.tier for r in result.tiers] == ["bow", "transformer"]
     assert result.tier == "transformer" and result.intent in status["labels"]
+
+
+def test_prune_shrinks_the_vocabulary_end_to_end(tmp_path, small_data):
+    """`train --prune`: the English coverage check runs on its default sentences."""
+    base = make_tiny_base(tmp_path / "base")
+    options = TransformerBuildOptions(training=TransformerOptions(base=str(base), epochs=1, max_steps=4, batch_size=16), prune=True)
+    train_transformer_into_bundle(small_data, tmp_path / "bundle", options, log=lambda _: None, progress=False)
+    tier = read_manifest(tmp_path / "bundle").tiers[0]
+    pruning = tier.extra["pruning"]
+    assert pruning["vocab_after"] < pruning["vocab_before"] == 30522 and pruning["check_sentences"] > 100
+    router = Router.from_bundle(tmp_path / "bundle", strict=True)
+    tokenizer = WordPieceTokenizer.from_tokenizer_json(tmp_path / "bundle" / "tokenizer.json")
+    assert tokenizer.vocab_size == pruning["vocab_after"]
+    result = router.classify("how many shares of AAPL do I own")
+    assert result.tiers[0].error is None and len(result.ranking) == len(router.manifest.labels)

@@ -8,7 +8,6 @@ import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { Router } from "./router.js";
 import { timeSets } from "./timing.js";
-import { chooseVariant, createTransformerTier, variantBuckets } from "./transformer.js";
 
 /**
  * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null, threads?: number | null, tiers?: string[] | null,
@@ -130,6 +129,8 @@ export class JsEngine {
   }
 
   async transformerOn(backend, spec, entry, tokenizer, config, adapter) {
+    // Loaded here, not up front: the tokenizer and its Unicode tables are not on the BoW tier's path to the first answer.
+    const { chooseVariant, createTransformerTier, variantBuckets } = await import("./transformer.js");
     const role = chooseVariant(spec, backend, this.options.variant);
     // Fixed-length graphs (WebGL): the shortest now, the longer ones when a text first needs them.
     const buckets = variantBuckets(spec, role, !this.options.variant);
