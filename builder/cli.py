@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -435,6 +436,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         transformers_js=not args.no_transformers_js,
         webgl=not args.no_webgl,
     )
+    # A SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the server and Chromium it started stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = run_bench(bundle, settings, log=_log)
     command = "python -m builder bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
     markdown = format_markdown(report, command)
