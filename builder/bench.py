@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_py.bundle import Manifest, TierSpec, read_manifest
+from runtime_py.calibration import softmax
 from runtime_py.errors import IntentKitError
 
 from .bench_texts import bench_sets
@@ -197,13 +198,6 @@ def summarize(times: Sequence[float]) -> dict[str, float]:
             "min_ms": ordered[0], "max_ms": ordered[-1]}
 
 
-def softmax(logits: Sequence[float]) -> list[float]:
-    top = max(logits)
-    exps = [math.exp(v - top) for v in logits]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 @dataclass
 class Reference:
     """runtime_py's answers on the bench texts: per variant, per set, per text."""
@@ -216,16 +210,15 @@ class Reference:
 def native_runs(bundle: Path, manifest: Manifest, sets: dict[str, list[str]], timing: dict[str, float],
                 log: Callable[[str], None]) -> tuple[list[dict[str, Any]], Reference]:
     """Time runtime_py (pure-Python BoW; onnxruntime at 1 thread and every core) and keep its answers."""
-    from runtime_py.bow import BowModel
-    from runtime_py.bundle import verified_path
+    from runtime_py.tiers import load_tier
 
     rows: list[dict[str, Any]] = []
     ref = Reference()
     for spec in manifest.tiers:
         if spec.kind == "bow":
-            model = BowModel.load(verified_path(bundle, spec.files["model"], True))
-            got = {name: time_calls(model.probabilities, texts, timing) for name, texts in sets.items()}
-            ref.labels["bow"] = list(model.labels)
+            bow = load_tier(bundle, spec)
+            got = {name: time_calls(bow.probabilities, texts, timing) for name, texts in sets.items()}
+            ref.labels["bow"] = list(bow.labels)
             ref.calibrated["bow"] = {name: r.pop("outputs") for name, r in got.items()}
             rows.append({"id": "native-bow", "label": "runtime_py BoW (pure Python)", "precision": "bow", "threads": 1, "sets": got})
             log(f"  native BoW: {got['short']['median_ms']:.3f} ms at {SET_LENGTHS['short']} tokens")
@@ -499,7 +492,8 @@ def _without_outputs(result: dict[str, Any]) -> dict[str, Any]:
 def case_report(case: Case, runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """One case's entry in the report (summary over its good runs, agreement, every run without
     its outputs) and its failures: errors, fallbacks and the first disagreement."""
-    failures = [f"{case.id}: {p}" for p in sorted({p for p in (check_result(case, r) for r in runs) if p})]
+    problems = [check_result(case, r) for r in runs]
+    failures = [f"{case.id}: {p}" for p in sorted({p for p in problems if p})]
     agreements = [r["agreement"] for r in runs if "agreement" in r]
     bad = next((a for a in agreements if not a["ok"]), None)
     if bad is not None:
@@ -508,7 +502,7 @@ def case_report(case: Case, runs: list[dict[str, Any]]) -> tuple[dict[str, Any],
                         f"(tolerance {bad['tolerance']}), argmax changes: {bad['argmax_changes'] or 'none'}")
     entry = {
         "case": asdict(case),
-        "summary": summarize_case([r for r in runs if check_result(case, r) is None]),
+        "summary": summarize_case([r for r, problem in zip(runs, problems) if problem is None]),
         "agreement": {
             "max_abs_diff": max((a.get("max_abs_diff", 0.0) for a in agreements), default=None),
             "argmax_changes": sum(len(a.get("argmax_changes", [])) for a in agreements),

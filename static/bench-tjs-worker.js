@@ -6,6 +6,7 @@
 // a worker cannot map (no import maps in workers): this worker imports a copy whose two names
 // point at the onnxruntime-web build our WebGPU backend serves (vendor/ort/ort.webgpu.min.mjs).
 
+import { errorToObject } from "./web/errors.js";
 import { timeSets } from "./web/timing.js";
 
 const VENDOR = new URL("./vendor/", import.meta.url).href;
@@ -87,6 +88,6 @@ self.onmessage = async (e) => {
     if (!OPS[op]) throw new Error(`unknown op ${JSON.stringify(op)}`);
     self.postMessage({ id, ok: true, value: await OPS[op](fields) });
   } catch (error) {
-    self.postMessage({ id, ok: false, error: String(error?.stack ?? error?.message ?? error) });
+    self.postMessage({ id, ok: false, error: errorToObject(error) });
   }
 };

@@ -97,28 +97,11 @@ async function runOurs(c, sets) {
 
 /** transformers.js on the same bundle files, in its own worker (static/bench-tjs-worker.js). */
 async function runTransformersJs(c, sets) {
-  const worker = new Worker(new URL("./bench-tjs-worker.js", import.meta.url), { type: "module", name: "bench-transformers.js" });
-  let nextId = 1;
-  const pending = new Map();
-  worker.onmessage = (e) => {
-    const w = pending.get(e.data.id);
-    pending.delete(e.data.id);
-    if (e.data.ok) w?.resolve(e.data.value);
-    else w?.reject(new Error(e.data.error));
-  };
-  worker.onerror = (e) => {
-    for (const w of pending.values()) w.reject(new Error(`the transformers.js worker failed: ${e.message}`));
-    pending.clear();
-  };
-  const call = (op, fields) =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, ...fields });
-    });
+  // The same request/reply protocol as our own worker, so IntentClient carries it.
+  const client = new IntentClient(new Worker(new URL("./bench-tjs-worker.js", import.meta.url), { type: "module", name: "bench-transformers.js" }));
   const started = performance.now();
   try {
-    const loaded = await call("load", {
+    const loaded = await client.call("load", {
       modelRoot: new URL("./", location.href).pathname, // a path: transformers.js checks "local" files by path only
       model: "bundle",
       device: c.backend ?? "wasm",
@@ -126,10 +109,10 @@ async function runTransformersJs(c, sets) {
       threads: c.threads ?? null,
     });
     const tierReadyAt = performance.now();
-    const bench = await call("bench", { sets, timing: c.timing ?? {} });
+    const bench = await client.call("bench", { sets, timing: c.timing ?? {} });
     return { started_ms: started, tier_ready_ms: tierReadyAt, first_answer_ms: null, status: loaded, ...bench };
   } finally {
-    worker.terminate();
+    client.terminate();
   }
 }
 
