@@ -53,7 +53,8 @@ $(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_
 
 fixtures: $(WORDPIECE_FIXTURES) $(RUNTIME_FIXTURES)
 
-test-py: $(STAMP) fixtures
+# node_modules too: the server and site tests check the vendored browser runtime.
+test-py: $(STAMP) $(NODE_STAMP) fixtures
 	$(PY) -m pytest
 
 test-js: $(NODE_STAMP) fixtures

@@ -420,15 +420,21 @@ def summarize_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def require_bundle(bundle: Path) -> Path:
+    """`bundle` if it holds a manifest, else a clear error (checked before anything else is needed)."""
+    bundle = Path(bundle)
+    if not (bundle / "manifest.json").is_file():
+        raise IntentKitError(f"{bundle}: no bundle here (build one with `python -m builder build`)")
+    return bundle
+
+
 def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole benchmark: native reference, then `settings.runs` fresh browsers over every case."""
     from playwright.sync_api import sync_playwright
 
     from .browser import launch, serving
 
-    bundle = Path(bundle)
-    if not (bundle / "manifest.json").is_file():
-        raise IntentKitError(f"{bundle}: no bundle here (build one with `python -m builder build`)")
+    bundle = require_bundle(bundle)
     manifest = read_manifest(bundle)
     count = token_counter(bundle, manifest)
     sets = bench_sets(count, SET_LENGTHS, settings.texts_per_set)

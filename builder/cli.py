@@ -422,11 +422,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import FULL_TIMING, QUICK_TIMING, Settings, run_bench, write_json
+    from .bench import FULL_TIMING, QUICK_TIMING, Settings, require_bundle, run_bench, write_json
     from .bench_report import format_markdown, write_chart
     from .web_assets import WebLayout, require_assets
 
-    bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
+    bundle = require_bundle(Path(args.bundle) if args.bundle else paths.default_bundle())
     require_assets(WebLayout(bundle=bundle))
     settings = Settings(
         runs=args.runs if args.runs is not None else (1 if args.quick else 3),
