@@ -379,6 +379,26 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(kept) if kept else None
 
 
+FIRST_ANSWER_PARTS = {
+    "page": "navigation to the page script creating the client",
+    "worker": "worker start and its modules, to the engine starting",
+    "manifest": "manifest.json fetched and checked",
+    "tier": "the tier's files downloaded, verified and parsed",
+    "reply": "tier ready to the answer arriving in the page",
+}
+
+
+def first_answer_parts(run: dict[str, Any]) -> dict[str, float]:
+    """Where one run's first answer went, in the stages of FIRST_ANSWER_PARTS (ms; they add up to it)."""
+    timings = (run.get("status") or {}).get("timings") or {}
+    started, engine, answer = run.get("started_ms"), run.get("engine_started_ms"), run.get("first_answer_ms")
+    tier_at = timings.get("first_tier_ms")
+    if not all(isinstance(v, (int, float)) for v in (started, engine, answer, tier_at)):
+        return {}
+    manifest = timings.get("manifest_ms") or 0.0
+    return {"page": started, "worker": engine - started, "manifest": manifest, "tier": tier_at - manifest, "reply": answer - engine - tier_at}
+
+
 def summarize_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over runs of each run's figures (timings are already medians over calls)."""
     good = [r for r in runs if r.get("ok")]
@@ -407,6 +427,8 @@ def summarize_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "variant": describe.get("variant"),
         "sets": {},
     }
+    if first.get("first_answer_ms") is not None:
+        out["first_answer_parts"] = {part: _median([first_answer_parts(r).get(part) for r in good]) for part in FIRST_ANSWER_PARTS}
     for name in first["sets"]:
         per_run = [r["sets"][name] for r in good]
         medians = [s["median_ms"] for s in per_run]

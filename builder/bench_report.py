@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bench import SET_LENGTHS
+from .bench import FIRST_ANSWER_PARTS, SET_LENGTHS
 
 
 def _ms(value: float | None) -> str:
@@ -116,6 +116,7 @@ def format_markdown(report: dict[str, Any], command: str | None = None) -> str:
             f"| {_pair(sets.get(names[0]))} | {_pair(sets.get(names[1]))} | {_agreement(c['agreement'])} |"
         )
     out.append("")
+    out.extend(first_answer_table(report))
     out.append(f"| runtime_py, native (reference) | {lengths[0]}: median / p95 | {lengths[1]}: median / p95 |")
     out.append("|---|---|---|")
     for n in report["native"]:
@@ -135,6 +136,21 @@ def format_markdown(report: dict[str, Any], command: str | None = None) -> str:
         out.append("**Failures:**")
         out.extend(f"- {f}" for f in report["failures"])
     return "\n".join(out) + "\n"
+
+
+def first_answer_table(report: dict[str, Any]) -> list[str]:
+    """Where each case's first answer went (medians of each stage, so they need not add up exactly)."""
+    rows = [(c["case"]["label"], c["summary"]["first_answer_parts"]) for c in report["cases"] if c["summary"].get("first_answer_parts")]
+    if not rows:
+        return []
+    out = ["Where the first answer's time goes (ms from navigation start; stages: "
+           + "; ".join(f"{k}: {v}" for k, v in FIRST_ANSWER_PARTS.items()) + "):", ""]
+    out.append("| case | " + " | ".join(FIRST_ANSWER_PARTS) + " |")
+    out.append("|---|" + "---|" * len(FIRST_ANSWER_PARTS))
+    for label, parts in rows:
+        out.append(f"| {label} | " + " | ".join(_ms(parts.get(k)) for k in FIRST_ANSWER_PARTS) + " |")
+    out.append("")
+    return out
 
 
 def write_chart(report: dict[str, Any], path: Path) -> Path:

@@ -394,7 +394,7 @@ def _web_layout(args: argparse.Namespace) -> Any:
     from .web_assets import WebLayout
 
     bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
-    return WebLayout(bundle=bundle, with_fp32=args.with_fp32)
+    return WebLayout(bundle=bundle, with_fp32=args.with_fp32, bundle_js=not args.no_bundle_js)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -403,6 +403,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     layout = _web_layout(args)
     require_assets(layout, page=False)
+    layout.resolve("/web/worker.js", None)  # bundle the worker now: an esbuild error shows here, not in the page
     if not layout.page.is_file():
         _log(f"warning: {layout.page} is missing: the API works, the page answers 404")
     # A bundle named with --bundle is served as it is; only the default one is built or completed.
@@ -469,6 +470,11 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+
+
+def no_bundle_js_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-bundle-js", action="store_true",
+                   help="serve web/worker.js and its imports as separate source modules instead of one esbuild bundle (for debugging them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -619,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
     p.add_argument("--no-build", action="store_true", help="do not build the default bundle when it is missing")
     p.add_argument("--with-fp32", action="store_true", help="also serve the fp32 transformer graph")
+    no_bundle_js_arg(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="time every browser backend (and transformers.js) on a bundle in Chromium; checks answers against runtime_py")
@@ -638,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
     p.add_argument("--force", action="store_true", help="replace --out even if it is not a site this command wrote")
     p.add_argument("--with-fp32", action="store_true", help="also ship the fp32 transformer graph (4x the int8 size)")
+    no_bundle_js_arg(p)
     p.set_defaults(func=cmd_site)
     return parser
 

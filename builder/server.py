@@ -119,7 +119,11 @@ def _static(request: Request) -> Response:
     state: _State = request.app.state.serve
     if request.method not in ("GET", "HEAD"):
         raise HTTPException(405, headers={"Allow": "GET, HEAD"})
-    resolved = state.layout.resolve(request.scope["path"], state.manifest())
+    try:
+        resolved = state.layout.resolve(request.scope["path"], state.manifest())
+    except IntentKitError as exc:  # the worker did not bundle (a syntax error in web/, say)
+        print(f"error: {exc}", file=sys.stderr)
+        return _error(500, str(exc))
     if resolved is None:
         raise HTTPException(404)
     headers = {"Cache-Control": cache_control(resolved.cache)}

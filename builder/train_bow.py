@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from runtime_py.bow import BOW_FORMAT, BOW_FORMAT_VERSION
+from runtime_py.bow import BOW_FORMAT, BOW_FORMAT_VERSION, pack_float32
 from runtime_py.features import FeatureConfig, FeatureExtractor, Vectorizer
 
 from .calibration import fit_temperature
@@ -81,8 +81,8 @@ class BowResult:
 
 
 def _float32_list(values: np.ndarray) -> list[float]:
-    """Shortest decimal that reads back as the same float32: exact for the model, compact as JSON."""
-    return [float(np.format_float_positional(v, unique=True, trim="-")) for v in values.astype(np.float32)]
+    """`values` rounded to float32, as Python floats: exactly what bow.json ships (packed float32)."""
+    return values.astype(np.float32).astype(np.float64).tolist()
 
 
 def build_vocabulary(texts: Sequence[str], options: BowOptions) -> tuple[list[str], list[float] | None]:
@@ -245,8 +245,8 @@ def train_bow(
         "labels": labels,
         "features": vectorizer.config.to_json(),
         "vocab": vocab,
-        "idf": idf,
-        "weights": rows32,
+        "idf": pack_float32(idf, (len(vocab),)) if idf is not None else None,
+        "weights": pack_float32([v for row in rows32 for v in row], (len(vocab), len(labels))),
         "bias": bias32,
         "temperature": result.temperature,
         "training": training,

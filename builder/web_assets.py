@@ -7,7 +7,8 @@ Everything either command hands to a browser goes through :meth:`WebLayout.resol
 URL path                  source
 ========================  ===============================================================
 /, /index.html, /<file>   static/ (files whose type is in :data:`MIME_TYPES`, not *.md)
-/web/<file>.js            web/*.js, *.mjs except *.test.js / *.test.mjs
+/web/<file>.js            web/*.js, *.mjs except *.test.js / *.test.mjs; /web/worker.js is the
+                          esbuild bundle of web/worker.js and its imports (builder/web_bundle.py)
 /vendor/<pkg>/<file>      only the files of :data:`VENDOR` (node_modules)
 /bundle/<path>            manifest.json and the files it lists (see :func:`bundle_paths`)
 /py/runtime_py.zip        :func:`runtime_zip` of the runtime_py package
@@ -138,8 +139,13 @@ def _static_allowed(parts: list[str]) -> bool:
     return parts[0] not in RESERVED and PurePosixPath(parts[-1]).suffix.lower() in MIME_TYPES
 
 
+def is_web_module(name: str) -> bool:
+    """A browser module of web/ (not a test)."""
+    return name.endswith((".js", ".mjs")) and not _TEST_FILE.search(name)
+
+
 def _web_allowed(parts: list[str]) -> bool:
-    return len(parts) == 1 and parts[0].endswith((".js", ".mjs")) and not _TEST_FILE.search(parts[0])
+    return len(parts) == 1 and is_web_module(parts[0])
 
 
 def _inside(path: Path, root: Path) -> Path | None:
@@ -164,17 +170,29 @@ class WebLayout:
     node_modules: Path = paths.ROOT / "node_modules"
     runtime_package: Path = paths.ROOT / "runtime_py"
     with_fp32: bool = False
+    # /web/worker.js is the esbuild bundle of the worker's module graph (builder/web_bundle.py);
+    # False serves the source modules as they are (for debugging them).
+    bundle_js: bool = True
 
     def vendor_source(self, package: str, name: str) -> Path:
         return self.node_modules / VENDOR[package].folder / name
+
+    @property
+    def bundles_worker(self) -> bool:
+        from .web_bundle import WORKER
+
+        return self.bundle_js and (self.web / WORKER).is_file()
 
     @property
     def page(self) -> Path:
         return self.static / "index.html"
 
     def missing_assets(self) -> list[str]:
-        """The whitelisted npm files that are not on disk."""
-        missing: list[str] = []
+        """The whitelisted npm files (and esbuild, when bundling) that are not on disk."""
+        from .web_bundle import esbuild_script
+
+        esbuild = esbuild_script(self.node_modules)
+        missing: list[str] = [str(esbuild)] if self.bundles_worker and not esbuild.is_file() else []
         for package, spec in VENDOR.items():
             for name in spec.files:
                 if not self.vendor_source(package, name).is_file():
@@ -188,8 +206,11 @@ class WebLayout:
         """Map a decoded URL path ("/web/router.js") to a file, or None (answer 404).
 
         `manifest` is the served bundle's (None if it cannot be read: only its manifest.json, if
-        any, is then served). Symlinks are followed only when they stay inside their root.
+        any, is then served). Symlinks are followed only when they stay inside their root. Raises
+        IntentKitError when the worker cannot be bundled.
         """
+        from .web_bundle import WORKER, worker_bundle
+
         parts = split_url_path(url_path)
         if parts is None:
             return None
@@ -202,6 +223,8 @@ class WebLayout:
         elif head == "web":
             if not _web_allowed(rest):
                 return None
+            if self.bundles_worker and rest[0] == WORKER:
+                return Resolved(rel, worker_bundle(self.web, self.node_modules), media_type(rel), "revalidate")
             root, candidate, cache = self.web, self.web / rest[0], "revalidate"
         elif head == "bundle":
             inner = "/".join(rest)

@@ -1,9 +1,19 @@
-"""The bag-of-words tier: a linear classifier whose weights ship as JSON (``bow.json``)."""
+"""The bag-of-words tier: a linear classifier whose weights ship as JSON (``bow.json``).
+
+Format version 2 packs ``weights`` and ``idf`` as little-endian float32 in base64
+(:func:`pack_float32`): the exact float32 values the model was trained with, in a third of the
+bytes of decimal text, and decoded by a browser without parsing a million numbers
+(docs/BUNDLE.md). Version 1 files (plain JSON lists) still load.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
+import sys
+from array import array
 from operator import mul
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -13,7 +23,58 @@ from .errors import BundleError
 from .features import FeatureConfig, Vectorizer
 
 BOW_FORMAT = "bow"
-BOW_FORMAT_VERSION = 1
+BOW_FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+PACKED_DTYPE = "float32"
+
+
+def pack_float32(values: Sequence[float], shape: Sequence[int]) -> dict[str, Any]:
+    """`values` (row-major, ``prod(shape)`` of them) as a packed array: float32, little-endian, base64."""
+    packed = array("f", values)
+    if len(packed) != math.prod(shape):
+        raise ValueError(f"{len(packed)} values for shape {list(shape)}")
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return {"dtype": PACKED_DTYPE, "shape": list(shape), "base64": base64.b64encode(packed.tobytes()).decode("ascii")}
+
+
+def _count(value: Any) -> Any:
+    return len(value) if isinstance(value, list) else "no list of"
+
+
+def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -> list[float]:
+    """A field of ``prod(shape)`` numbers, row-major: a packed array (version 2) or (nested) lists."""
+    if isinstance(value, Mapping):
+        if value.get("dtype") != PACKED_DTYPE:
+            raise BundleError(f"{where}: dtype {value.get('dtype')!r} is not supported (expected {PACKED_DTYPE!r})")
+        if value.get("shape") != list(shape):
+            raise BundleError(f"{where}: shape {value.get('shape')!r} does not match the expected {list(shape)}")
+        try:
+            raw = base64.b64decode(value.get("base64", ""), validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: invalid base64 ({exc})") from None
+        if len(raw) != 4 * math.prod(shape):
+            raise BundleError(f"{where}: {len(raw)} bytes for shape {list(shape)} (expected {4 * math.prod(shape)})")
+        floats = array("f")
+        floats.frombytes(raw)
+        if sys.byteorder == "big":
+            floats.byteswap()
+        out: list[Any] = floats.tolist()
+    elif len(shape) == 1:
+        if not isinstance(value, list) or len(value) != shape[0]:
+            raise BundleError(f"{where} has {_count(value)} entries for a vocabulary of {shape[0]}")
+        out = value
+    else:
+        if not isinstance(value, list) or len(value) != shape[0]:
+            raise BundleError(f"{where} has {_count(value)} rows for a vocabulary of {shape[0]}")
+        out = []
+        for i, row in enumerate(value):
+            if not isinstance(row, list) or len(row) != shape[1]:
+                raise BundleError(f"{where}[{i}] has {_count(row)} values for {shape[1]} labels")
+            out.extend(row)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in out):
+        raise BundleError(f"{where}: every value must be a finite number")
+    return [float(v) for v in out]
 
 
 class BowModel:
@@ -62,8 +123,9 @@ class BowModel:
         if data.get("format") != BOW_FORMAT:
             raise BundleError(f"{where}: not a bag-of-words model (format={data.get('format')!r})")
         version = data.get("format_version")
-        if version != BOW_FORMAT_VERSION:
-            raise BundleError(f"{where}: format_version {version!r} is not supported (this runtime reads {BOW_FORMAT_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise BundleError(f"{where}: format_version {version!r} is not supported (this runtime reads "
+                              f"{', '.join(map(str, READABLE_VERSIONS))})")
         try:
             labels = data["labels"]
             vocab = data["vocab"]
@@ -79,11 +141,12 @@ class BowModel:
             raise BundleError(f"{where}: labels must be at least two distinct names")
         if len(bias) != n_labels:
             raise BundleError(f"{where}: bias has {len(bias)} values for {n_labels} labels")
-        if len(weights) != len(vocab):
-            raise BundleError(f"{where}: weights has {len(weights)} rows for a vocabulary of {len(vocab)}")
-        for i, row in enumerate(weights):
-            if len(row) != n_labels:
-                raise BundleError(f"{where}: weights[{i}] has {len(row)} values for {n_labels} labels")
+        if not isinstance(vocab, list):
+            raise BundleError(f"{where}: vocab must be a list of features")
+        flat = unpack_floats(weights, (len(vocab), n_labels), f"{where}: weights")
+        weights = [flat[i : i + n_labels] for i in range(0, len(flat), n_labels)]
+        if idf is not None:
+            idf = unpack_floats(idf, (len(vocab),), f"{where}: idf")
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise BundleError(f"{where}: temperature must be a positive number, got {temperature!r}")
         try:

@@ -82,8 +82,11 @@ async function runOurs(c, sets) {
     const entry = findTier(status, c.tier);
     if (entry?.state !== "ready") throw new Error(`tier ${c.tier} did not load: ${entry?.error ?? status.error?.message ?? "the bundle has no such tier"}`);
     const bench = await client.bench({ tier: c.tier, sets, timing: c.timing ?? {} });
+    const engineStartedAt = status.timings?.started_at;
     return {
       started_ms: started,
+      // when the worker's engine started, on this page's clock (the worker's own clock starts elsewhere)
+      engine_started_ms: typeof engineStartedAt === "number" ? engineStartedAt - performance.timeOrigin : null,
       first_answer_ms: firstAnswer,
       first_answer_tier: answer.tier,
       tier_ready_ms: tracker.settledAt[c.tier] ?? null,

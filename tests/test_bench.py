@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from builder import bench
-from builder.bench import Case, Reference, agreement, check_result, plan_cases, summarize_case, time_calls
+from builder.bench import Case, Reference, agreement, check_result, first_answer_parts, plan_cases, summarize_case, time_calls
 from builder.bench_report import format_markdown, ratios, write_chart
 from builder.bench_texts import bench_sets, cut_texts, read_pool
 from builder.cli import main
@@ -212,7 +212,9 @@ def test_check_result_names_fallbacks_thread_counts_and_page_errors():
 def run_result(short: float, long: float, start: float = 100.0) -> dict:
     sets = {name: {"median_ms": v, "p95_ms": 2 * v, "first_ms": 10 * v, "calls": 5} for name, v in (("short", short), ("long", long))}
     return {"ok": True, "bytes": 1000, "started_ms": start, "first_answer_ms": start + 50, "tier_ready_ms": start + 40,
-            "status": {"backend": "wasm", "adapter": {"name": "WebAssembly SIMD, 2 thread(s)", "software": False}},
+            "engine_started_ms": start + 10,
+            "status": {"backend": "wasm", "adapter": {"name": "WebAssembly SIMD, 2 thread(s)", "software": False},
+                       "timings": {"manifest_ms": 5.0, "first_tier_ms": 30.0}},
             "describe": {"threads": 2, "session_ms": 300.0, "first_run_ms": 20.0, "variant": "model"}, "sets": sets}
 
 
@@ -222,6 +224,17 @@ def test_summary_is_the_median_of_per_run_medians():
     assert s["sets"]["short"]["run_medians_ms"] == [3, 1, 2] and s["sets"]["short"]["calls"] == 15
     assert s["first_answer_from_start_ms"] == 50 and s["threads"] == 2 and s["session_ms"] == 300.0
     assert summarize_case([{"ok": False}]) == {}
+
+
+def test_first_answer_parts_add_up_to_the_first_answer():
+    run = run_result(1, 2, start=100.0)
+    parts = first_answer_parts(run)
+    assert parts == {"page": 100.0, "worker": 10.0, "manifest": 5.0, "tier": 25.0, "reply": 10.0}
+    assert sum(parts.values()) == run["first_answer_ms"]
+    assert first_answer_parts({**run, "engine_started_ms": None}) == {}  # an older page: no breakdown
+    assert summarize_case([run])["first_answer_parts"] == parts
+    markdown = format_markdown(report(), None)
+    assert "Where the first answer's time goes" in markdown and "| WASM, threads, int8 | 100 ms | 10.00 ms |" in markdown
 
 
 def report() -> dict:

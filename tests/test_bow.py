@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 
@@ -53,7 +54,7 @@ def test_runtime_logits_equal_torch_logits(small_data, options):
     vectorizer = model.vectorizer
     torch_model = SparseLinear(len(vectorizer.vocab), len(model.labels))
     with torch.no_grad():
-        torch_model.weight.weight.copy_(torch.tensor(result.model["weights"]))
+        torch_model.weight.weight.copy_(torch.tensor(model.rows))
         torch_model.bias.copy_(torch.tensor(result.model["bias"]))
     texts = [r.text for r in splits["test"][:300]] + ["", "zzz qqq", "AAPL", "perfomance of my portoflio!!"]
     worst = 0.0
@@ -107,3 +108,50 @@ def test_classification_report_per_intent_and_confusions():
     assert report["per_intent"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}
     assert report["confusions"] == [{"true": "c", "predicted": "b", "count": 1}]
     assert report["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_packed_float32_round_trips_exactly():
+    from runtime_py.bow import pack_float32, unpack_floats
+
+    values = [0.1, -2.5, 1e-8, 3.4e38, 0.0, 7.0]
+    packed = pack_float32(values, (2, 3))
+    assert packed["dtype"] == "float32" and packed["shape"] == [2, 3]
+    assert unpack_floats(packed, (2, 3), "w") == np.array(values, dtype=np.float32).astype(np.float64).tolist()
+    with pytest.raises(ValueError, match="5 values for shape"):
+        pack_float32(values[:5], (2, 3))
+
+
+def test_version_1_lists_load_as_the_same_model(small_bundle):
+    """Bundles written before packed arrays (format_version 1) still load, with the same logits."""
+    from runtime_py.bow import unpack_floats
+
+    data = json.loads((small_bundle / "bow.json").read_text())
+    assert data["format_version"] == 2 and data["weights"]["dtype"] == "float32"
+    n, v = len(data["labels"]), len(data["vocab"])
+    flat = unpack_floats(data["weights"], (v, n), "weights")
+    old = {**data, "format_version": 1, "weights": [flat[i : i + n] for i in range(0, len(flat), n)]}
+    if data.get("idf"):
+        old["idf"] = unpack_floats(data["idf"], (v,), "idf")
+    packed, lists = BowModel.from_json(data), BowModel.from_json(json.loads(json.dumps(old)))
+    for text in ["how is AAPL doing", "move 200 dollars to my ira", "", "zzz qqq!!"]:
+        assert packed.logits(text) == lists.logits(text)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: {**w, "dtype": "float16"}, "weights: dtype 'float16' is not supported"),
+        (lambda w: {**w, "shape": [1, 2]}, r"weights: shape \[1, 2\] does not match"),
+        (lambda w: {**w, "base64": "not base64!"}, "weights: invalid base64"),
+        (lambda w: {**w, "base64": w["base64"][:8]}, "weights: 6 bytes for shape"),
+        (lambda w: {**w, "base64": base64.b64encode(np.full(math.prod(w["shape"]), np.nan, "<f4").tobytes()).decode()},
+         "weights: every value must be a finite number"),
+    ],
+)
+def test_bad_packed_weights_name_the_problem(small_bundle, change, message):
+    from runtime_py.errors import BundleError
+
+    data = json.loads((small_bundle / "bow.json").read_text())
+    data["weights"] = change(data["weights"])
+    with pytest.raises(BundleError, match=message):
+        BowModel.from_json(data)

@@ -203,6 +203,13 @@ def test_site_command(tmp_path: Path, small_bundle: Path) -> None:
     assert "wrote" in done.stdout and "vendor/ort/ort-wasm-simd-threaded.wasm" in done.stdout
     manifest = json.loads((out / "bundle/manifest.json").read_text())
     assert manifest["tiers"][0]["name"] == "bow"
+    # the worker ships as one esbuild file; the page's own modules stay as they are
+    worker = (out / "web/worker.js").read_text()
+    assert "var JsEngine" in worker and 'from "./' not in worker and "import" in (out / "web/client.js").read_text()
+    plain = tmp_path / "plain"
+    done = subprocess.run([sys.executable, "-m", "builder", "site", "--bundle", str(small_bundle), "--out", str(plain), "--no-bundle-js"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and (plain / "web/worker.js").read_text() == (ROOT / "web/worker.js").read_text()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")

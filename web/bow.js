@@ -1,12 +1,73 @@
 // The bag-of-words tier (runtime_py/bow.py): a linear classifier whose weights ship as JSON.
 // Sums run in the same order as the Python runtime's, so logits agree to the last bit or so.
+// Format version 2 packs weights and idf as little-endian float32 in base64 (unpackFloats);
+// version 1's plain lists still load.
 
 import { softmax } from "./calibration.js";
 import { BundleError } from "./errors.js";
 import { FeatureConfig, Vectorizer } from "./features.js";
 
 export const BOW_FORMAT = "bow";
-export const BOW_FORMAT_VERSION = 1;
+export const BOW_FORMAT_VERSION = 2;
+export const READABLE_VERSIONS = [1, 2];
+const PACKED_DTYPE = "float32";
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const count = (v) => (Array.isArray(v) ? v.length : "no list of");
+
+function base64Bytes(text) {
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * A field of shape[0] * (shape[1] ?? 1) numbers, row-major, as a Float64Array: a packed array
+ * {dtype: "float32", shape, base64} (version 2) or (nested) lists; like runtime_py's unpack_floats.
+ * @param {unknown} value @param {[number] | [number, number]} shape @param {string} where
+ */
+export function unpackFloats(value, shape, where) {
+  const total = shape.reduce((a, b) => a * b, 1);
+  let out;
+  if (isObject(value)) {
+    const v = /** @type {Record<string, any>} */ (value);
+    if (v.dtype !== PACKED_DTYPE) throw new BundleError(`${where}: dtype ${JSON.stringify(v.dtype)} is not supported (expected "${PACKED_DTYPE}")`);
+    if (!Array.isArray(v.shape) || v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
+      throw new BundleError(`${where}: shape ${JSON.stringify(v.shape)} does not match the expected ${JSON.stringify(shape)}`);
+    }
+    let bytes;
+    try {
+      if (typeof v.base64 !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.base64)) throw new Error("not base64 text");
+      bytes = base64Bytes(v.base64);
+    } catch (error) {
+      throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);
+    }
+    if (bytes.byteLength !== 4 * total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${4 * total})`);
+    if (LITTLE_ENDIAN) {
+      out = Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, total));
+    } else {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      out = new Float64Array(total);
+      for (let i = 0; i < total; i++) out[i] = view.getFloat32(4 * i, true);
+    }
+  } else if (shape.length === 1) {
+    if (!Array.isArray(value) || value.length !== shape[0]) throw new BundleError(`${where} has ${count(value)} entries for a vocabulary of ${shape[0]}`);
+    out = Float64Array.from(value, (x) => (typeof x === "number" ? x : NaN));
+  } else {
+    if (!Array.isArray(value) || value.length !== shape[0]) throw new BundleError(`${where} has ${count(value)} rows for a vocabulary of ${shape[0]}`);
+    const [rows, cols] = shape;
+    out = new Float64Array(total);
+    for (let i = 0; i < rows; i++) {
+      const row = value[i];
+      if (!Array.isArray(row) || row.length !== cols) throw new BundleError(`${where}[${i}] has ${count(row)} values for ${cols} labels`);
+      for (let c = 0; c < cols; c++) out[i * cols + c] = typeof row[c] === "number" ? row[c] : NaN;
+    }
+  }
+  if (!out.every(Number.isFinite)) throw new BundleError(`${where}: every value must be a finite number`);
+  return out;
+}
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -16,23 +77,30 @@ export class BowModel {
    * @param {string[]} labels
    * @param {FeatureConfig} config
    * @param {string[]} vocab
-   * @param {ArrayLike<number>[]} weights feature-major rows of labels.length numbers
+   * @param {ArrayLike<number>[] | Float64Array} weights feature-major rows of labels.length numbers,
+   *   or all of them in one flat array (row i starts at i * labels.length)
    * @param {ArrayLike<number>} bias
    * @param {number} [temperature]
-   * @param {number[] | null} [idf]
+   * @param {ArrayLike<number> | null} [idf]
    */
   constructor(labels, config, vocab, weights, bias, temperature = 1.0, idf = null) {
     this.labels = labels.slice();
     this.vectorizer = new Vectorizer(config, vocab, idf);
     const n = this.labels.length;
     // One flat Float64Array: row i starts at i * n.
-    this.weights = new Float64Array(weights.length * n);
-    for (let i = 0; i < weights.length; i++) {
-      const row = weights[i];
-      for (let c = 0; c < n; c++) {
-        const v = row[c];
-        if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`weights[${i}][${c}] is not a finite number`);
-        this.weights[i * n + c] = v;
+    if (weights instanceof Float64Array) {
+      if (weights.length !== vocab.length * n) throw new RangeError(`weights has ${weights.length} values for ${vocab.length} features x ${n} labels`);
+      if (!weights.every(Number.isFinite)) throw new TypeError("weights must hold finite numbers");
+      this.weights = weights;
+    } else {
+      this.weights = new Float64Array(weights.length * n);
+      for (let i = 0; i < weights.length; i++) {
+        const row = weights[i];
+        for (let c = 0; c < n; c++) {
+          const v = row[c];
+          if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`weights[${i}][${c}] is not a finite number`);
+          this.weights[i * n + c] = v;
+        }
       }
     }
     this.bias = Float64Array.from(bias);
@@ -81,32 +149,24 @@ export class BowModel {
     if (!isObject(data)) throw new BundleError(`${where}: expected a JSON object`);
     const d = /** @type {Record<string, any>} */ (data);
     if (d.format !== BOW_FORMAT) throw new BundleError(`${where}: not a bag-of-words model (format=${JSON.stringify(d.format)})`);
-    if (d.format_version !== BOW_FORMAT_VERSION) {
-      throw new BundleError(`${where}: format_version ${JSON.stringify(d.format_version)} is not supported (this runtime reads ${BOW_FORMAT_VERSION})`);
+    if (!READABLE_VERSIONS.includes(d.format_version)) {
+      throw new BundleError(`${where}: format_version ${JSON.stringify(d.format_version)} is not supported (this runtime reads ${READABLE_VERSIONS.join(", ")})`);
     }
     for (const field of ["labels", "vocab", "weights", "bias", "features"]) {
       if (!(field in d)) throw new BundleError(`${where}: missing field ${JSON.stringify(field)}`);
     }
     const config = FeatureConfig.fromJson(d.features, `${where}: features`);
-    const { labels, vocab, weights, bias } = d;
+    const { labels, vocab, bias } = d;
     const temperature = d.temperature ?? 1.0;
-    const idf = d.idf ?? null;
     if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) {
       throw new BundleError(`${where}: labels must be a list of names`);
     }
-    if (!Array.isArray(vocab) || !Array.isArray(weights) || !Array.isArray(bias) || (idf !== null && !Array.isArray(idf))) {
-      throw new BundleError(`${where}: vocab, weights, bias (and idf when present) must be lists`);
-    }
+    if (!Array.isArray(vocab) || !Array.isArray(bias)) throw new BundleError(`${where}: vocab and bias must be lists`);
     const n = labels.length;
     if (n < 2 || new Set(labels).size !== n) throw new BundleError(`${where}: labels must be at least two distinct names`);
     if (bias.length !== n) throw new BundleError(`${where}: bias has ${bias.length} values for ${n} labels`);
-    if (weights.length !== vocab.length) {
-      throw new BundleError(`${where}: weights has ${weights.length} rows for a vocabulary of ${vocab.length}`);
-    }
-    for (let i = 0; i < weights.length; i++) {
-      const len = Array.isArray(weights[i]) ? weights[i].length : -1;
-      if (len !== n) throw new BundleError(`${where}: weights[${i}] has ${len < 0 ? "no list of" : len} values for ${n} labels`);
-    }
+    const weights = unpackFloats(d.weights, [vocab.length, n], `${where}: weights`);
+    const idf = d.idf === null || d.idf === undefined ? null : unpackFloats(d.idf, [vocab.length], `${where}: idf`);
     if (!(typeof temperature === "number" && Number.isFinite(temperature) && temperature > 0)) {
       throw new BundleError(`${where}: temperature must be a positive number, got ${JSON.stringify(temperature)}`);
     }

@@ -174,6 +174,13 @@ export class RemoteBundle {
     this.cache = cache;
     /** sha256 verification available (false on insecure origins, where only sizes are checked) */
     this.canVerify = Boolean(globalThis.crypto?.subtle);
+    /** @type {Promise<unknown>[]} cache writes still in flight */
+    this.writes = [];
+  }
+
+  /** Resolves when every downloaded file is in the cache (or failed to be stored). */
+  async stored() {
+    while (this.writes.length) await Promise.all(this.writes.splice(0));
   }
 
   /**
@@ -240,7 +247,8 @@ export class RemoteBundle {
     }
     if (this.cache && actual !== null) {
       const headers = { "Content-Type": response.headers.get("Content-Type") || "application/octet-stream" };
-      await this.cache.put(key, new Response(bytes, { headers })).catch(() => undefined); // quota: serve uncached
+      // Not awaited: storing a file costs tens of ms that the first answer need not wait for (see stored()).
+      this.writes.push(this.cache.put(key, new Response(bytes, { headers })).catch(() => undefined)); // quota: serve uncached
     }
     return { bytes, fromCache: false, ms: performance.now() - start };
   }
@@ -258,6 +266,7 @@ export class RemoteBundle {
   /** Drop cached files that this manifest no longer lists (an older build's model). */
   async prune() {
     if (!this.cache) return 0;
+    await this.stored();
     const keep = new Set(this.manifest.tiers.flatMap((t) => Object.values(t.files).map((e) => `${this.url(e.path)}?sha256=${e.sha256}`)));
     let removed = 0;
     for (const request of await this.cache.keys()) {

@@ -111,7 +111,7 @@ export class Vectorizer {
   /**
    * @param {FeatureConfig} config
    * @param {string[]} vocab
-   * @param {number[] | null} [idf]
+   * @param {ArrayLike<number> | null} [idf]
    */
   constructor(config, vocab, idf = null) {
     if (idf !== null && idf.length !== vocab.length) {

@@ -53,8 +53,8 @@ export class PyodideEngine {
   constructor(options) {
     this.options = options;
     this.tierState = [];
-    this.timings = {};
     this.started = performance.now();
+    this.timings = { started_at: performance.timeOrigin + this.started };
     this.info = null;
     this.fatal = null;
     this.classifyJson = null;
@@ -131,6 +131,7 @@ export class PyodideEngine {
         from_cache: files[i].fromCache,
       });
     });
+    await this.bundle.stored();
     this.timings.all_ms = this.timings.first_tier_ms = performance.now() - this.started;
   }
 

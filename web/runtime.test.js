@@ -22,7 +22,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 
-import { BowModel, BowTier } from "./bow.js";
+import { BowModel, BowTier, unpackFloats } from "./bow.js";
 import { parseManifest, RemoteBundle } from "./bundle.js";
 import { softmax } from "./calibration.js";
 import { BundleError, InputError, IntentKitError } from "./errors.js";
@@ -578,6 +578,37 @@ function defineTests() {
     await assert.rejects(RemoteBundle.open(`${base}/missing/`), (e) => e instanceof BundleError && /404/.test(e.message));
     await assert.rejects(RemoteBundle.open(`${base}/badjson/`), (e) => e instanceof BundleError && /invalid JSON/.test(e.message));
     await assert.rejects(RemoteBundle.open("http://127.0.0.1:1/"), BundleError); // nothing listens on port 1
+  });
+
+  test("bow.json: version 2's packed float32 arrays and version 1's lists give the same model; bad packed arrays throw BundleError", () => {
+    const dir = join(FIXTURES, "bundle_tfidf");
+    const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
+    const entry = manifest.tiers.find((t) => t.kind === "bow").files.model;
+    const data = decodeJson(readVerified(dir, entry));
+    assert.equal(data.format_version, 2);
+    assert.equal(data.weights.dtype, "float32");
+    const packed = BowModel.fromJson(data);
+    const n = data.labels.length;
+    const flat = unpackFloats(data.weights, [data.vocab.length, n], "weights");
+    const lists = {
+      ...data,
+      format_version: 1,
+      weights: Array.from({ length: data.vocab.length }, (_, i) => Array.from(flat.subarray(i * n, (i + 1) * n))),
+      idf: Array.from(unpackFloats(data.idf, [data.vocab.length], "idf")),
+    };
+    const listed = BowModel.fromJson(JSON.parse(JSON.stringify(lists)));
+    for (const text of ["how is AAPL doing", "move 200 dollars to my ira", "", "zzz qqq!!"]) {
+      assert.deepEqual(listed.logits(text), packed.logits(text), text);
+    }
+    const bad = (weights, message) => assert.throws(() => BowModel.fromJson({ ...data, weights }), (e) => e instanceof BundleError && message.test(e.message));
+    bad({ ...data.weights, dtype: "float16" }, /weights: dtype "float16" is not supported/);
+    bad({ ...data.weights, shape: [1, n] }, /weights: shape \[1,\d+\] does not match/);
+    bad({ ...data.weights, base64: "not base64!" }, /weights: invalid base64/);
+    bad({ ...data.weights, base64: data.weights.base64.slice(0, 8) }, /weights: 6 bytes for shape/);
+    const nan = new Float32Array(flat);
+    nan[3] = NaN;
+    bad({ ...data.weights, base64: Buffer.from(nan.buffer).toString("base64") }, /weights: every value must be a finite number/);
+    bad([[0]], /weights has 1 rows for a vocabulary of/);
   });
 }
 
