@@ -427,8 +427,9 @@ def summarize_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "variant": describe.get("variant"),
         "sets": {},
     }
-    if first.get("first_answer_ms") is not None:
-        out["first_answer_parts"] = {part: _median([first_answer_parts(r).get(part) for r in good]) for part in FIRST_ANSWER_PARTS}
+    parts = {part: _median([first_answer_parts(r).get(part) for r in good]) for part in FIRST_ANSWER_PARTS}
+    if any(v is not None for v in parts.values()):  # the BoW cases: the transformer cases' first answer is not theirs
+        out["first_answer_parts"] = parts
     for name in first["sets"]:
         per_run = [r["sets"][name] for r in good]
         medians = [s["median_ms"] for s in per_run]

@@ -300,6 +300,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blend(args: argparse.Namespace) -> int:
+    from .blend import blend_bundle, format_blend
+    from .datasets import read_jsonl
+
+    data = Path(args.data)
+    report = blend_bundle(Path(args.bundle), read_jsonl(data / "val.jsonl" if data.is_dir() else data), args.tier, args.partner,
+                          1.0 if args.off else args.weight)
+    print(format_blend(report))
+    return 0
+
+
 def _eval_holdout(args: argparse.Namespace) -> int:
     from .oos import format_holdout, parse_overrides, run_holdout
 
@@ -603,6 +614,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the bundle's recipe, e.g. epochs=6 (repeatable)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("blend", help="average a tier's probabilities with another tier's, weight chosen on validation data")
+    p.add_argument("--bundle", required=True, help="bundle folder (its manifest is updated in place, atomically)")
+    p.add_argument("--data", required=True, help="validation JSONL, or a split folder (its val.jsonl); never test data")
+    p.add_argument("--tier", default="transformer", help="the tier whose answers blend (default: transformer)")
+    p.add_argument("--partner", default="bow", help="the tier averaged in (default: bow)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weight", type=_probability, help="use this own weight instead of choosing one (1.0: no blend)")
+    g.add_argument("--off", action="store_true", help="remove the blend (the threshold is refitted on the tier alone)")
+    p.set_defaults(func=cmd_blend)
 
     p = sub.add_parser("predict", help="route text through a bundle and print the result")
     bundle_arg(p)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime_py import Router
+from runtime_py.blend import BlendedTier
 
 from .datasets import Example
 from .errors import BuildError
@@ -46,6 +47,19 @@ def evaluate_tier(router: Router, tier_name: str, rows: Sequence[Example]) -> tu
     report = evaluate_logits(logits, targets, tier.labels, tier.temperature)
     report.update(tier=tier_name, latency_ms_median=statistics.median(times) * 1000 if times else None)
     probs = softmax(logits, tier.temperature)
+    if isinstance(tier, BlendedTier) and tier.partner is not None and len(rows):
+        # what the router answers with: the tier's probabilities averaged with its partner's
+        probs = np.array([tier.mix(own, tier.partner.probabilities(r.text)) for own, r in zip(probs, rows)])
+        known = targets >= 0
+        blended = classification_report(probs.argmax(axis=1)[known], targets[known], tier.labels)
+        report["blend"] = {
+            "tier": tier.partner.name,
+            "weight": tier.weight,
+            "temperature": tier.blend_temperature,
+            "accuracy": float((probs.argmax(axis=1) == targets).mean()),
+            "macro_f1": blended["macro_f1"],
+            "ece": expected_calibration_error(probs[known], targets[known]),
+        }
     return report, Scored(probs.max(axis=1), probs.argmax(axis=1) == targets)
 
 
@@ -149,6 +163,10 @@ def format_report(report: dict[str, Any], title: str) -> str:
         lines.append(
             f"  ECE (15 bins)      {report['ece_uncalibrated']:.4f} before -> {report['ece']:.4f} after temperature (T = {report['temperature']:.3f})"
         )
+        if report.get("blend"):
+            b = report["blend"]
+            lines.append(f"  blended            with {b['tier']} (weight {b['weight']:.2f}, T {b['temperature']:.3f}): accuracy {b['accuracy']:.4f}, "
+                         f"macro-F1 {b['macro_f1']:.4f}, ECE {b['ece']:.4f}  (what the router answers with; the lines above are the tier alone)")
         if report.get("unknown_intents"):
             lines.append(f"  unknown intents    {report['unknown_intents']:,} rows have an intent the model does not know (counted wrong)")
     for path in report.get("plots", []):

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
+from .blend import blend_tiers
 from .bundle import FALLBACK_INTENT, Manifest, read_manifest
 from .errors import BundleError, IntentKitError
 from .slots import SlotExtractor
@@ -144,12 +145,13 @@ class Router:
         problems: Sequence[dict[str, str]] = (),
     ) -> None:
         env = os.environ if environ is None else environ
-        self.tiers = list(tiers)
+        specs = {spec.name: spec for spec in manifest.tiers} if manifest else {}
+        self.tiers, blend_problems = blend_tiers(tiers, specs)
         self.slots = slots or SlotExtractor()
         self.fallback_intent = fallback_intent
         self.manifest = manifest
         self.bundle_dir = Path(bundle_dir) if bundle_dir is not None else None
-        self.problems = list(problems)
+        self.problems = list(problems) + blend_problems
         self.known_intents = set(known_intents) if known_intents is not None else None
         self.oos_labels = set(oos_labels if oos_labels is not None else manifest.oos_labels if manifest else ())
         self.escalate = escalate
@@ -162,7 +164,6 @@ class Router:
         self.force = bool(_first(force, _env_flag(env, "INTENT_FORCE"), False))
         env_chars = _env_number(env, "INTENT_MAX_CHARS", 1, 10**9)
         self.max_chars = int(_first(max_chars, env_chars, DEFAULT_MAX_CHARS))
-        specs = {spec.name: spec for spec in manifest.tiers} if manifest else {}
         global_threshold = _first(_check_probability("threshold", threshold), _env_number(env, "INTENT_THRESHOLD", 0, 1))
         global_handoff = _first(
             _check_probability("handoff_threshold", handoff_threshold),

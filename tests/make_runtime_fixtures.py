@@ -8,6 +8,7 @@ Writes into ``--out`` (about 30 s on 2 cores, most of it the tiny transformer):
 * ``bundle/``: a BoW tier (reference recipe: word 1-2-gram counts) and a transformer tier (a tiny
   random-weight 2-layer BERT with the real uncased vocabulary, fine-tuned a few steps, int8 and fp32
   variants), with ``routing.oos_labels = ["oos"]``;
+* ``bundle_blend/``: ``bundle/`` with the transformer blended with the BoW (weight 0.6, fitted temperature);
 * ``bundle_tfidf/``: a BoW tier on the other feature path (char 2-4-grams, log tf, idf, l2 norm);
 * ``expected.jsonl``: one line per (bundle, router settings, text): runtime_py's
   ``RouteResult.to_dict()`` (or the error it raised) and, for the default settings, each tier's
@@ -192,6 +193,14 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
         )
         train_transformer_into_bundle(data, bundles["bundle"], options, log=lambda _: None, progress=False)
         shutil.rmtree(base)
+        # The same tiers with the transformer's answers blended with the BoW's (runtime_py/blend.py);
+        # a fixed weight, so the fixture blends whatever validation would choose for a tiny model.
+        from builder.blend import blend_bundle
+        from builder.datasets import read_jsonl
+
+        bundles["bundle_blend"] = out / "bundle_blend"
+        shutil.copytree(bundles["bundle"], bundles["bundle_blend"])
+        blend_bundle(bundles["bundle_blend"], read_jsonl(data / "val.jsonl"), weight=0.6)
     return bundles
 
 

@@ -39,7 +39,7 @@ export function unpackFloats(value, shape, where) {
     }
     let bytes;
     try {
-      if (typeof v.base64 !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.base64)) throw new Error("not base64 text");
+      if (typeof v.base64 !== "string") throw new Error("not a string");
       bytes = base64Bytes(v.base64);
     } catch (error) {
       throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);

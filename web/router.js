@@ -4,6 +4,7 @@
 //
 // Settings: options, else the bundle's manifest, else these defaults (no environment here).
 
+import { blendTiers } from "./blend.js";
 import { FALLBACK_INTENT } from "./bundle.js";
 import { IntentKitError } from "./errors.js";
 import { SlotExtractor } from "./slots.js";
@@ -45,7 +46,8 @@ export class Router {
    */
   constructor(tiers, options = {}) {
     const manifest = options.manifest ?? null;
-    this.tiers = tiers.slice();
+    const specs = new Map((manifest?.tiers ?? []).map((s) => [s.name, s]));
+    [this.tiers, this.problems] = blendTiers(tiers, specs);
     this.manifest = manifest;
     this.slots = options.slots ?? (manifest ? SlotExtractor.fromManifest(manifest.slots) : new SlotExtractor());
     this.fallbackIntent = manifest ? manifest.fallback_intent : FALLBACK_INTENT;
@@ -57,7 +59,6 @@ export class Router {
     const maxChars = first(options.maxChars, DEFAULT_MAX_CHARS);
     if (!Number.isInteger(maxChars) || maxChars < 1) throw new IntentKitError(`maxChars=${JSON.stringify(maxChars)}: expected a whole number >= 1`);
     this.maxChars = maxChars;
-    const specs = new Map((manifest?.tiers ?? []).map((s) => [s.name, s]));
     const overrides = options.tierThresholds ?? {};
     checkProbability("threshold", options.threshold);
     checkProbability("handoffThreshold", options.handoffThreshold);
