@@ -617,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("blend", help="average a tier's probabilities with another tier's, weight chosen on validation data")
     p.add_argument("--bundle", required=True, help="bundle folder (its manifest is updated in place, atomically)")
-    p.add_argument("--data", required=True, help="validation JSONL, or a split folder (its val.jsonl); never test data")
+    p.add_argument("--data", required=True,
+                   help="validation JSONL, or a split folder (its val.jsonl); real utterances, not template-made ones, and never test data")
     p.add_argument("--tier", default="transformer", help="the tier whose answers blend (default: transformer)")
     p.add_argument("--partner", default="bow", help="the tier averaged in (default: bow)")
     g = p.add_mutually_exclusive_group()
