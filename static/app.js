@@ -170,6 +170,7 @@ function renderStatus(status) {
     }
     if (t.kind === "bow" && t.vocab_size) detail.push(`${t.vocab_size.toLocaleString("en-US")} features`);
     if (t.temperature) detail.push(`T ${t.temperature.toFixed(3)}`);
+    if (t.blend) detail.push(t.blend.active ? `blended with ${t.blend.tier} (weight ${t.blend.weight})` : `not blended (${t.blend.why})`);
     if (t.state === "skipped" || t.state === "failed") detail.push(t.error ?? "");
     const from = t.from_cache === null || t.from_cache === undefined ? "-" : t.from_cache ? "cache" : "network";
     return el(

@@ -187,7 +187,8 @@ export class JsEngine {
   status() {
     const manifest = this.bundle?.manifest;
     const tiers = this.tierState.map((t) => {
-      const tier = this.loaded.get(t.name);
+      // the router's tier: a blended one describes its blend too
+      const tier = this.router.tiers.find((r) => r.name === t.name) ?? this.loaded.get(t.name);
       return tier ? { ...t, ...tier.describe() } : { ...t };
     });
     const done = tiers.length > 0 && tiers.every((t) => t.state !== "loading");
