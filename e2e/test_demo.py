@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,33 @@ def test_static_site_without_isolation_headers(context: BrowserContext, site: st
     assert_same(router_all, out["results"], UTTERANCES, TRANSFORMER_TOLERANCE)
     assert not log.errors, log.errors
     assert not log.foreign(site), log.foreign(site)
+
+
+def test_a_blended_transformer_tier_blends_in_the_page_as_in_runtime_py(context: BrowserContext, bundle_dir: Path, tmp_path: Path) -> None:
+    """`builder blend` on a copy of the bundle: the page's transformer answers (WASM + web/blend.js) equal runtime_py's."""
+    import shutil
+
+    from builder.blend import blend_bundle
+    from builder.browser import serving
+    from builder.datasets import read_jsonl
+
+    val = bundle_dir.parent.parent / "data" / bundle_dir.name / "val.jsonl"
+    if not val.is_file():
+        pytest.skip(f"{val} missing (the build writes it)")
+    blended = tmp_path / "blended"
+    shutil.copytree(bundle_dir, blended)
+    blend_bundle(blended, read_jsonl(val)[:300], weight=0.5)
+    # handoff 1.0: the BoW tier never answers first, so every text reaches the blended transformer
+    expected = Router.from_bundle(blended, environ={}, handoff_threshold=1.0)
+    assert type(next(t for t in expected.tiers if t.kind == "transformer")).__name__ == "BlendedTier"
+    with serving(blended) as base:
+        log = PageLog()
+        page = log.watch(context.new_page())
+        open_demo(page, base)
+        out = client_results(page, UTTERANCES, "wasm", router={"handoffThreshold": 1.0})
+    transformer = next(t for t in out["status"]["tiers"] if t["kind"] == "transformer")
+    written = next(t for t in json.loads((blended / "manifest.json").read_text())["tiers"] if t["kind"] == "transformer")["blend"]
+    assert written["weight"] == 0.5 and transformer["blend"] == {**written, "active": True}
+    assert any(r["tier"] == "transformer" for r in out["results"])
+    assert_same(expected, out["results"], UTTERANCES, TRANSFORMER_TOLERANCE)
+    assert not log.errors, log.errors
