@@ -381,7 +381,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 FIRST_ANSWER_PARTS = {
     "page": "navigation to the page script creating the client",
-    "worker": "worker start and its modules, to the engine starting",
+    "worker": "worker start and its modules, to the engine starting (overlapped by the page fetching the manifest and BoW files)",
     "manifest": "manifest.json fetched and checked",
     "tier": "the tier's files downloaded, verified and parsed",
     "reply": "tier ready to the answer arriving in the page",

@@ -19,6 +19,8 @@ const isProbability = (v) => typeof v === "number" && Number.isFinite(v) && v >=
  * @typedef {{path: string, bytes: number, sha256: string}} FileEntry
  * @typedef {{name: string, kind: string, files: Record<string, FileEntry>, threshold: number | null,
  *   handoff_threshold: number | null, extra: Record<string, any>}} TierSpec
+ * @typedef {{path: string, sha256: string, bytes: Uint8Array, fromCache: boolean}} Prefetched
+ * @typedef {{manifest: Record<string, any>, files: Prefetched[]}} Prefetch
  * @typedef {{name: string, labels: string[], tiers: TierSpec[], fallback_intent: string,
  *   margin: number | null, oos_labels: string[], slots: Record<string, any>, raw: Record<string, any>}} Manifest
  */
@@ -172,6 +174,8 @@ export class RemoteBundle {
     this.baseUrl = baseUrl;
     this.manifest = manifest;
     this.cache = cache;
+    /** @type {Map<string, Prefetched>} files another context already verified, by path (used once) */
+    this.prefetched = new Map();
     /** sha256 verification available (false on insecure origins, where only sizes are checked) */
     this.canVerify = Boolean(globalThis.crypto?.subtle);
     /** @type {Promise<unknown>[]} cache writes still in flight */
@@ -186,20 +190,48 @@ export class RemoteBundle {
   /**
    * Fetch and validate manifest.json; it is always revalidated with the server (no-cache), so a
    * rebuilt bundle is seen at once and its new files fetched, while unchanged files come from the cache.
+   * With `prefetch` (RemoteBundle.prefetch's result, from the page) its manifest and files are used
+   * instead of downloading them again; a prefetched file whose sha256 is not the manifest's is ignored.
    * @param {string | URL} baseUrl
+   * @param {Prefetch | null} [prefetch]
    */
-  static async open(baseUrl) {
+  static async open(baseUrl, prefetch = null) {
     let base = new URL(baseUrl, globalThis.location?.href).href;
     if (!base.endsWith("/")) base += "/";
     const url = base + MANIFEST_NAME;
-    const response = await fetchOk(url, { cache: "no-cache" });
-    let data;
-    try {
-      data = await response.json();
-    } catch (error) {
-      throw new BundleError(`${url}: invalid JSON (${/** @type {Error} */ (error).message})`);
+    let data = prefetch?.manifest;
+    if (!data) {
+      const response = await fetchOk(url, { cache: "no-cache" });
+      try {
+        data = await response.json();
+      } catch (error) {
+        throw new BundleError(`${url}: invalid JSON (${/** @type {Error} */ (error).message})`);
+      }
     }
-    return new RemoteBundle(base, parseManifest(data, url), await openCache());
+    const bundle = new RemoteBundle(base, parseManifest(data, url), await openCache());
+    for (const file of prefetch?.files ?? []) bundle.prefetched.set(file.path, file);
+    return bundle;
+  }
+
+  /**
+   * The manifest and the files of the cheap tiers (BoW), verified and cached here, for a worker
+   * to start from (`RemoteBundle.open(url, prefetch)` there): the page downloads them while the
+   * worker starts, instead of the worker downloading them after. Transfer the files' buffers.
+   * @param {string | URL} baseUrl
+   * @param {string[] | null} [tiers] as IntentClient's `tiers` option
+   * @returns {Promise<Prefetch>}
+   */
+  static async prefetch(baseUrl, tiers = null) {
+    const bundle = await RemoteBundle.open(baseUrl);
+    const cheap = selectTiers(bundle.manifest, tiers).filter((s) => s.kind === "bow" && s.files.model);
+    const files = await Promise.all(
+      cheap.map(async (s) => {
+        const entry = s.files.model;
+        const got = await bundle.file(entry);
+        return { path: entry.path, sha256: entry.sha256, bytes: got.bytes, fromCache: got.fromCache };
+      }),
+    );
+    return { manifest: bundle.manifest.raw, files };
   }
 
   /** What status() reports about the bundle, for every engine. */
@@ -228,6 +260,11 @@ export class RemoteBundle {
     const start = performance.now();
     const url = this.url(entry.path);
     const key = `${url}?sha256=${entry.sha256}`;
+    const given = this.prefetched.get(entry.path);
+    if (given && given.sha256 === entry.sha256 && given.bytes.byteLength === entry.bytes) {
+      this.prefetched.delete(entry.path); // verified (and cached) where it was fetched
+      return { bytes: given.bytes, fromCache: given.fromCache, ms: performance.now() - start };
+    }
     if (this.cache) {
       const hit = await this.cache.match(key).catch(() => undefined);
       if (hit) {

@@ -6,6 +6,7 @@
 //   const result = await client.classify("how is AAPL doing");  // answers as soon as BoW is loaded
 //   await client.ready();                                   // every tier loaded (or failed)
 
+import { RemoteBundle } from "./bundle.js";
 import { errorFromObject } from "./errors.js";
 
 export class IntentClient {
@@ -31,14 +32,20 @@ export class IntentClient {
    * Start a worker and load the bundle at `bundleUrl` (relative to the page).
    * @param {{bundleUrl?: string, backend?: "wasm" | "webgpu" | "webgl", engine?: "js" | "pyodide",
    *   variant?: string | null, threads?: number | null, tiers?: string[] | null, router?: import("./router.js").RouterOptions,
+   *   prefetch?: boolean,
    *   onStatus?: (status: any, event: any) => void}} [options]
    */
   static async create(options = {}) {
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `intent-${options.engine ?? "js"}` });
     const client = new IntentClient(worker);
     client.onStatus = options.onStatus ?? null;
+    const bundleUrl = options.bundleUrl ?? "./bundle/";
+    // While the worker starts (~100 ms), the page fetches the manifest and the BoW tier, and hands
+    // them over; if that fails, the worker fetches them itself and reports what went wrong.
+    const prefetch = options.prefetch === false ? null : await RemoteBundle.prefetch(new URL(bundleUrl, globalThis.location?.href), options.tiers ?? null).catch(() => null);
     client.lastStatus = await client.call("init", {
-      bundleUrl: options.bundleUrl ?? "./bundle/",
+      bundleUrl,
+      prefetch,
       pageUrl: globalThis.location?.href,
       backend: options.backend ?? "wasm",
       engine: options.engine ?? "js",
@@ -66,9 +73,11 @@ export class IntentClient {
   /** @returns {Promise<any>} */
   call(op, fields = {}) {
     const id = this.nextId++;
+    // prefetched bytes move to the worker instead of being copied
+    const transfer = [...new Set((fields.prefetch?.files ?? []).map((f) => f.bytes.buffer))];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, ...fields });
+      this.worker.postMessage({ id, op, ...fields }, transfer);
     });
   }
 

@@ -11,6 +11,7 @@ import { timeSets } from "./timing.js";
 
 /**
  * @typedef {{bundleUrl: string, vendorUrl: string, backend?: string, variant?: string | null, threads?: number | null, tiers?: string[] | null,
+ *   prefetch?: import("./bundle.js").Prefetch | null,
  *   router?: import("./router.js").RouterOptions, onEvent?: (event: Record<string, any>) => void}} EngineOptions
  */
 
@@ -50,7 +51,7 @@ export class JsEngine {
   /** Load the bundle: resolves when every tier is loaded or has failed. */
   async load() {
     try {
-      this.bundle = await RemoteBundle.open(this.options.bundleUrl);
+      this.bundle = await RemoteBundle.open(this.options.bundleUrl, this.options.prefetch ?? null);
       this.specs = selectTiers(this.bundle.manifest, this.options.tiers);
     } catch (error) {
       this.fatal = errorToObject(error);

@@ -79,7 +79,7 @@ export class PyodideEngine {
   }
 
   async _load() {
-    const bundleP = RemoteBundle.open(this.options.bundleUrl);
+    const bundleP = RemoteBundle.open(this.options.bundleUrl, this.options.prefetch ?? null);
     const zipP = fetch(this.options.runtimeZipUrl).then((r) => {
       if (!r.ok) throw new Error(`${this.options.runtimeZipUrl}: HTTP ${r.status}`);
       return r.arrayBuffer();

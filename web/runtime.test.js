@@ -578,6 +578,18 @@ function defineTests() {
     await assert.rejects(RemoteBundle.open(`${base}/missing/`), (e) => e instanceof BundleError && /404/.test(e.message));
     await assert.rejects(RemoteBundle.open(`${base}/badjson/`), (e) => e instanceof BundleError && /invalid JSON/.test(e.message));
     await assert.rejects(RemoteBundle.open("http://127.0.0.1:1/"), BundleError); // nothing listens on port 1
+
+    // A page's prefetch hands a worker the manifest and the BoW files: no second download.
+    const prefetch = await RemoteBundle.prefetch(`${base}/ok/`);
+    assert.deepEqual(prefetch.files.map((f) => f.path), [entry.path]);
+    assert.ok(Buffer.from(prefetch.files[0].bytes).equals(good));
+    const offline = await RemoteBundle.open("http://127.0.0.1:1/", prefetch); // would fail if it fetched
+    assert.deepEqual(offline.manifest.labels, b.manifest.labels);
+    assert.ok(Buffer.from((await offline.file(entry)).bytes).equals(good));
+    await assert.rejects(offline.file(entry), BundleError); // used once: a second read downloads (and fails here)
+    const stale = await RemoteBundle.open("http://127.0.0.1:1/", { ...prefetch, files: [{ ...prefetch.files[0], sha256: "0".repeat(64) }] });
+    await assert.rejects(stale.file(entry), BundleError); // another build's file is not used
+    assert.deepEqual((await RemoteBundle.prefetch(`${base}/ok/`, ["transformer"]).catch((e) => e)).message?.includes("no tier"), true);
   });
 
   test("bow.json: version 2's packed float32 arrays and version 1's lists give the same model; bad packed arrays throw BundleError", () => {

@@ -1,6 +1,6 @@
 // The Web Worker that runs inference, so typing never waits on a model (client.js talks to it).
 //
-// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, threads, tiers, router}
+// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, threads, tiers, router, prefetch}
 //               {id, op: "classify", text} | {id, op: "status"} | {id, op: "bench", tier, sets, timing}
 // Messages out: {id, ok: true, value} | {id, ok: false, error: {name, message}}
 //               {event: "manifest" | "tier" | "fallback" | "progress" | "ready" | "failed", status, ...}
@@ -44,6 +44,7 @@ async function init(message) {
     threads: message.threads ?? null,
     tiers: message.tiers ?? null,
     router: message.router ?? {},
+    prefetch: message.prefetch ?? null,
     onEvent,
   };
   if (message.engine === "pyodide") {
