@@ -382,7 +382,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 FIRST_ANSWER_PARTS = {
     "page": "navigation to the page script creating the client",
     "worker": "worker start and its modules, to the engine starting (overlapped by the page fetching the manifest and BoW files)",
-    "manifest": "manifest.json fetched and checked",
+    "manifest": "manifest.json checked (the page's prefetch fetched it)",
     "tier": "the tier's files downloaded, verified and parsed",
     "reply": "tier ready to the answer arriving in the page",
 }
@@ -444,21 +444,18 @@ def summarize_case(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def require_bundle(bundle: Path) -> Path:
-    """`bundle` if it holds a manifest, else a clear error (checked before anything else is needed)."""
-    bundle = Path(bundle)
-    if not (bundle / "manifest.json").is_file():
-        raise IntentKitError(f"{bundle}: no bundle here (build one with `python -m builder build`)")
-    return bundle
-
-
 def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole benchmark: native reference, then `settings.runs` fresh browsers over every case."""
     from playwright.sync_api import sync_playwright
 
     from .browser import launch, serving
+    from .web_assets import WebLayout, require_assets
 
-    bundle = require_bundle(bundle)
+    bundle = Path(bundle)
+    # the bundle first: CI runs the Python tests before `npm ci`, and a missing bundle is the error to report
+    if not (bundle / "manifest.json").is_file():
+        raise IntentKitError(f"{bundle}: no bundle here (build one with `python -m builder build`)")
+    require_assets(WebLayout(bundle=bundle))
     manifest = read_manifest(bundle)
     count = token_counter(bundle, manifest)
     sets = bench_sets(count, SET_LENGTHS, settings.texts_per_set)

@@ -414,7 +414,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     layout = _web_layout(args)
     require_assets(layout, page=False)
-    layout.resolve("/web/worker.js", None)  # bundle the worker now: an esbuild error shows here, not in the page
+    if layout.bundles_worker:
+        layout.worker_file()  # bundle the worker now: an esbuild error shows here, not in the page
     if not layout.page.is_file():
         _log(f"warning: {layout.page} is missing: the API works, the page answers 404")
     # A bundle named with --bundle is served as it is; only the default one is built or completed.
@@ -434,12 +435,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import FULL_TIMING, QUICK_TIMING, Settings, require_bundle, run_bench, write_json
+    from .bench import FULL_TIMING, QUICK_TIMING, Settings, run_bench, write_json
     from .bench_report import format_markdown, write_chart
-    from .web_assets import WebLayout, require_assets
 
-    bundle = require_bundle(Path(args.bundle) if args.bundle else paths.default_bundle())
-    require_assets(WebLayout(bundle=bundle))
+    bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
     settings = Settings(
         runs=args.runs if args.runs is not None else (1 if args.quick else 3),
         texts_per_set=args.texts if args.texts is not None else (4 if args.quick else 8),

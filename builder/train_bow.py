@@ -220,14 +220,9 @@ def train_bow(
     assert best_state is not None
     model.load_state_dict(best_state)
 
-    # Round the weights to what ships before calibrating, so T is fitted on the shipped model.
+    # bow.json ships the model's own float32 values exactly, so T is fitted on the shipped model.
     weights = model.weight.weight.detach().numpy()
-    bias = model.bias.detach().numpy()
-    rows32 = [_float32_list(row) for row in weights]
-    bias32 = _float32_list(bias)
-    with torch.no_grad():
-        model.weight.weight.copy_(torch.tensor(rows32, dtype=torch.float32))
-        model.bias.copy_(torch.tensor(bias32, dtype=torch.float32))
+    bias32 = model.bias.detach().numpy().tolist()
     val_logits = _logits(model, data["val"])
     known = y["val"] >= 0
     result.temperature = round(fit_temperature(val_logits[known], y["val"][known]), 6) if known.any() else 1.0
@@ -246,7 +241,7 @@ def train_bow(
         "features": vectorizer.config.to_json(),
         "vocab": vocab,
         "idf": pack_float32(idf, (len(vocab),)) if idf is not None else None,
-        "weights": pack_float32([v for row in rows32 for v in row], (len(vocab), len(labels))),
+        "weights": pack_float32(weights.ravel().tolist(), (len(vocab), len(labels))),
         "bias": bias32,
         "temperature": result.temperature,
         "training": training,

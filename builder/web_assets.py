@@ -28,6 +28,7 @@ from runtime_py.bundle import MANIFEST_NAME, Manifest, read_manifest
 from runtime_py.errors import IntentKitError
 
 from . import paths
+from .web_bundle import WORKER, esbuild_script, is_web_module, worker_bundle
 
 # Headers that make the page cross-origin isolated (threads in onnxruntime-web, precise timers).
 ISOLATION_HEADERS = {
@@ -95,7 +96,6 @@ RESERVED = ("api", "web", "vendor", "bundle", "py")
 # One path segment: no leading dot (no "..", no dotfiles), nothing but these characters
 # (so no backslash, NUL, colon, percent sign left over from double encoding).
 _SEGMENT = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*")
-_TEST_FILE = re.compile(r"\.test\.m?js$")
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,6 @@ def _static_allowed(parts: list[str]) -> bool:
     return parts[0] not in RESERVED and PurePosixPath(parts[-1]).suffix.lower() in MIME_TYPES
 
 
-def is_web_module(name: str) -> bool:
-    """A browser module of web/ (not a test)."""
-    return name.endswith((".js", ".mjs")) and not _TEST_FILE.search(name)
-
-
 def _web_allowed(parts: list[str]) -> bool:
     return len(parts) == 1 and is_web_module(parts[0])
 
@@ -179,9 +174,11 @@ class WebLayout:
 
     @property
     def bundles_worker(self) -> bool:
-        from .web_bundle import WORKER
-
         return self.bundle_js and (self.web / WORKER).is_file()
+
+    def worker_file(self) -> Path:
+        """The bundled worker (built now if its sources changed); only when `bundles_worker`."""
+        return worker_bundle(self.web, self.node_modules)
 
     @property
     def page(self) -> Path:
@@ -189,8 +186,6 @@ class WebLayout:
 
     def missing_assets(self) -> list[str]:
         """The whitelisted npm files (and esbuild, when bundling) that are not on disk."""
-        from .web_bundle import esbuild_script
-
         esbuild = esbuild_script(self.node_modules)
         missing: list[str] = [str(esbuild)] if self.bundles_worker and not esbuild.is_file() else []
         for package, spec in VENDOR.items():
@@ -209,8 +204,6 @@ class WebLayout:
         any, is then served). Symlinks are followed only when they stay inside their root. Raises
         IntentKitError when the worker cannot be bundled.
         """
-        from .web_bundle import WORKER, worker_bundle
-
         parts = split_url_path(url_path)
         if parts is None:
             return None
@@ -224,7 +217,7 @@ class WebLayout:
             if not _web_allowed(rest):
                 return None
             if self.bundles_worker and rest[0] == WORKER:
-                return Resolved(rel, worker_bundle(self.web, self.node_modules), media_type(rel), "revalidate")
+                return Resolved(rel, self.worker_file(), media_type(rel), "revalidate")
             root, candidate, cache = self.web, self.web / rest[0], "revalidate"
         elif head == "bundle":
             inner = "/".join(rest)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,12 +28,16 @@ from pathlib import Path
 
 from runtime_py.errors import IntentKitError
 
-from .web_assets import is_web_module
-
 WORKER = "worker.js"
+_TEST_FILE = re.compile(r"\.test\.m?js$")
 ESBUILD_OPTIONS = ("--bundle", "--format=esm", "--target=es2022", "--minify-whitespace", "--minify-syntax",
                    "--legal-comments=none", "--log-level=error")
 BUILD_TIMEOUT_S = 120.0
+
+
+def is_web_module(name: str) -> bool:
+    """A browser module of web/ (not a test)."""
+    return name.endswith((".js", ".mjs")) and not _TEST_FILE.search(name)
 
 
 def esbuild_script(node_modules: Path) -> Path:

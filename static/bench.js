@@ -3,7 +3,8 @@
 //                 (what `python -m builder bench` does, one fresh browser context per case);
 //   no ?case      a form to run the standard cases in turn on built-in texts.
 // A case: {id, engine: "js" | "pyodide" | "transformers.js", backend, variant, threads, tier,
-//          dtype (transformers.js), sets: {name: [texts]}, timing (web/timing.js options)}.
+//          dtype (transformers.js), prefetch (IntentClient option, default true), sets: {name: [texts]},
+//          timing (web/timing.js options)}.
 
 import { IntentClient } from "./web/client.js";
 
@@ -72,6 +73,7 @@ async function runOurs(c, sets) {
     variant: c.variant ?? null,
     threads: c.threads ?? null,
     tiers: [c.tier], // what this case measures, and only what it downloads
+    prefetch: c.prefetch ?? true,
     onStatus: (status) => tracker.onStatus(status),
   });
   try {

@@ -1,0 +1,72 @@
+"""The BoW tier's first answer on the bench page, stage by stage, in fresh contexts of one browser
+(faster than `builder bench` for A/B comparisons of the page's start-up; docs/BENCHMARKS.md, "First answer").
+
+    .venv/bin/python benchmarks/first_answer_probe.py [--bundle DIR] [--runs 8] [--no-prefetch] [--serve-arg=--no-bundle-js] [--blank]
+
+Each run opens bench.html with the `bow-js` case in a new context and prints, in ms from navigation:
+the page script's start, the worker engine's start, the first answer, and the worker's manifest and
+tier stages; then the medians from the client's start. `--blank` instead times a one-line inline
+script on the same server: what a fresh context costs before any of our code runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from builder.browser import launch, serving  # noqa: E402
+from builder.paths import default_bundle  # noqa: E402
+
+CASE = {"id": "bow-js", "engine": "js", "tier": "bow", "sets": {"short": ["how is AAPL doing"]},
+        "timing": {"warmupMs": 10, "minCalls": 3, "maxCalls": 3}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=default_bundle())
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--no-prefetch", action="store_true", help="the client does not prefetch the BoW file in the page")
+    parser.add_argument("--serve-arg", action="append", default=[], help="passed to `builder serve` (e.g. --no-bundle-js)")
+    parser.add_argument("--blank", action="store_true", help="time a one-line inline script instead")
+    args = parser.parse_args()
+    case = {**CASE, "prefetch": not args.no_prefetch}
+    from_start: list[float] = []
+    with serving(args.bundle, args.serve_arg) as base, sync_playwright() as pw:
+        browser = launch(pw, gpu=True)
+        for i in range(args.runs + 1):  # the first warms the browser process and is not counted
+            context = browser.new_context()
+            page = context.new_page()
+            if args.blank:
+                page.route(base + "blank.html", lambda r: r.fulfill(body="<script>window.t = performance.now()</script>", content_type="text/html"))
+                page.goto(base + "blank.html")
+                if i:
+                    print(f"inline script at {page.evaluate('window.t'):.0f} ms")
+                context.close()
+                continue
+            page.goto(base + "bench.html?case=" + urllib.parse.quote(json.dumps(case)))
+            page.wait_for_function("document.body.dataset.bench === 'done'", timeout=120_000)
+            r = page.evaluate("window.benchResult")
+            context.close()
+            if not i:
+                continue
+            t = r["status"]["timings"]
+            from_start.append(r["first_answer_ms"] - r["started_ms"])
+            print(f"client start {r['started_ms']:.0f}, engine start {r['engine_started_ms']:.0f}, first answer {r['first_answer_ms']:.0f}"
+                  f" (manifest {t.get('manifest_ms', 0):.0f}, tier {t['first_tier_ms'] - t.get('manifest_ms', 0):.0f})")
+        browser.close()
+    if from_start:
+        print(f"median first answer from the client's start: {statistics.median(from_start):.0f} ms over {len(from_start)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
