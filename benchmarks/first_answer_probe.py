@@ -1,11 +1,12 @@
 """The BoW tier's first answer on the bench page, stage by stage, in fresh contexts of one browser
 (faster than `builder bench` for A/B comparisons of the page's start-up; docs/BENCHMARKS.md, "First answer").
 
-    .venv/bin/python benchmarks/first_answer_probe.py [--bundle DIR] [--runs 8] [--no-prefetch] [--serve-arg=--no-bundle-js] [--blank]
+    .venv/bin/python benchmarks/first_answer_probe.py [--bundle DIR] [--runs 8] [--no-prefetch] [--serve-arg=--no-bundle-js] [--blank] [--timeline]
 
 Each run opens bench.html with the `bow-js` case in a new context and prints, in ms from navigation:
 the page script's start, the worker engine's start, the first answer, and the worker's manifest and
-tier stages; then the medians from the client's start. `--blank` instead times a one-line inline
+tier stages; then the medians from the client's start. `--timeline` adds when the page's own files
+arrived. `--blank` instead times a one-line inline
 script on the same server: what a fresh context costs before any of our code runs.
 """
 
@@ -30,6 +31,18 @@ CASE = {"id": "bow-js", "engine": "js", "tier": "bow", "sets": {"short": ["how i
         "timing": {"warmupMs": 10, "minCalls": 3, "maxCalls": 3}}
 
 
+# ms from navigation: the HTML, the page's scripts and the bundle files arriving, and the DOM's milestones
+TIMELINE_JS = """() => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    const out = { html: nav.responseEnd, dom_interactive: nav.domInteractive };
+    for (const r of performance.getEntriesByType("resource")) {
+        const name = new URL(r.name).pathname.split("/").slice(-2).join("/");
+        if (/(bench\\.js|client\\.js|style\\.css|manifest\\.json|bow\\.json)$/.test(name)) out[name] = r.responseEnd;
+    }
+    return out;
+}"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=default_bundle())
@@ -37,6 +50,7 @@ def main() -> int:
     parser.add_argument("--no-prefetch", action="store_true", help="the client does not prefetch the BoW file in the page")
     parser.add_argument("--serve-arg", action="append", default=[], help="passed to `builder serve` (e.g. --no-bundle-js)")
     parser.add_argument("--blank", action="store_true", help="time a one-line inline script instead")
+    parser.add_argument("--timeline", action="store_true", help="also print when the page's own files arrived (Navigation and Resource Timing)")
     args = parser.parse_args()
     case = {**CASE, "prefetch": not args.no_prefetch}
     from_start: list[float] = []
@@ -55,9 +69,12 @@ def main() -> int:
             page.goto(base + "bench.html?case=" + urllib.parse.quote(json.dumps(case)))
             page.wait_for_function("document.body.dataset.bench === 'done'", timeout=120_000)
             r = page.evaluate("window.benchResult")
+            timeline = page.evaluate(TIMELINE_JS) if args.timeline else None
             context.close()
             if not i:
                 continue
+            if timeline:
+                print("  " + ", ".join(f"{k} {v:.0f}" for k, v in timeline.items()))
             t = r["status"]["timings"]
             from_start.append(r["first_answer_ms"] - r["started_ms"])
             print(f"client start {r['started_ms']:.0f}, engine start {r['engine_started_ms']:.0f}, first answer {r['first_answer_ms']:.0f}"

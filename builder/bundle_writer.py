@@ -38,6 +38,28 @@ def json_bytes(obj: Any, indent: int | None = None) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators) + "\n").encode("utf-8")
 
 
+def check_same_intents(manifest: Mapping[str, Any], tier: str, labels: Sequence[str]) -> None:
+    """BuildError unless tier `tier` with `labels` may join the bundle of `manifest`: every tier of
+    a bundle answers with the same intents."""
+    existing = manifest.get("labels")
+    others = [t for t in manifest.get("tiers", []) if t.get("name") != tier]
+    if existing and others and sorted(existing) != sorted(labels):
+        added, missing = sorted(set(labels) - set(existing)), sorted(set(existing) - set(labels))
+        raise BuildError(
+            f"tier {tier!r} has different intents from the bundle's other tiers "
+            f"(new: {added or '-'}, missing: {missing or '-'}); train on the same intents or use --replace"
+        )
+
+
+def existing_manifest(out: str | Path) -> dict[str, Any] | None:
+    """The manifest of the bundle at `out`, or None when there is none (or it does not parse:
+    open_bundle reports that)."""
+    try:
+        return json.loads((Path(out) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 class BundleDraft:
     """A staged bundle being edited; ``finish()`` writes the manifest last."""
 
@@ -61,14 +83,8 @@ class BundleDraft:
 
     def set_tier(self, name: str, kind: str, files: Mapping[str, str], labels: Sequence[str], **fields: Any) -> None:
         """Add or replace tier `name`; `files` maps roles to paths already written in the draft."""
-        existing = self.manifest.get("labels")
+        check_same_intents(self.manifest, name, labels)
         others = [t for t in self.manifest["tiers"] if t["name"] != name]
-        if existing and others and sorted(existing) != sorted(labels):
-            added, missing = sorted(set(labels) - set(existing)), sorted(set(existing) - set(labels))
-            raise BuildError(
-                f"tier {name!r} has different intents from the bundle's other tiers "
-                f"(new: {added or '-'}, missing: {missing or '-'}); train on the same intents or use --replace"
-            )
         entries = {}
         for role, relpath in files.items():
             path = self.root / relpath

@@ -170,11 +170,13 @@ def _transformer_options(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size,
         encoder_lr=args.lr,
         head_lr=args.head_lr,
+        layer_decay=args.layer_decay,
         label_smoothing=args.label_smoothing,
         class_weights=args.class_weights,
         seed=args.seed,
         max_steps=args.max_steps,
         average_last=args.average_last,
+        pseudo_oos=args.pseudo_oos,
         device=args.device,
         oos_labels=tuple(args.oos_label or TransformerOptions.oos_labels),
     )
@@ -544,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--lr", type=_positive(float), default=1e-4, help="encoder learning rate (1e-4)")
     p.add_argument("--head-lr", type=_positive(float), default=3e-3, help="classifier head learning rate (3e-3)")
+    p.add_argument("--layer-decay", type=_probability, default=1.0, help="layer-wise lr decay: each encoder layer down from the top trains at this times the one above (1.0: off)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", choices=["auto", "on", "off"], default="auto", help="auto: on when intents are imbalanced")
     p.add_argument("--max-steps", type=_positive(int), help="stop after N optimisation steps (smoke runs)")
@@ -552,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to fine-tune (auto: CUDA if present)")
     p.add_argument("--oos-label", action="append", default=None, metavar="LABEL",
                    help="a label that means out of scope, listed in routing.oos_labels (repeatable; default: oos)")
+    p.add_argument("--pseudo-oos", type=float, default=0.0, metavar="R",
+                   help="train an out-of-scope class on R synthetic examples per utterance (mixes of two utterances of "
+                        "different intents); adds the oos label if the data has none (default: 0, off)")
     p.add_argument("--no-quantize", action="store_true", help="ship the fp32 model only")
     p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")

@@ -192,13 +192,20 @@ class HoldoutResult:
 
 
 def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated top confidence and correctness of one tier, one text per run as deployed."""
+    """Calibrated top confidence and correctness of one tier, one text per run as deployed.
+
+    A tier with an out-of-scope label (trained with one, or with --pseudo-oos) is scored as the
+    router uses it: its answer is the best in-scope intent, and a row whose top label is out of
+    scope gets confidence -1 (rejected at any threshold)."""
     tier = next(t for t in router.tiers if t.name == tier_name)
     index = {label: i for i, label in enumerate(tier.labels)}
     logits = np.asarray([tier.logits(r.text) for r in rows], dtype=np.float64).reshape(len(rows), len(tier.labels))
     probs = softmax(logits, tier.temperature)
     targets = np.asarray([index.get(r.intent, -1) for r in rows])
-    return probs.max(axis=1), probs.argmax(axis=1) == targets
+    oos = np.asarray([label in router.oos_labels for label in tier.labels])
+    in_scope = np.where(oos, -np.inf, probs)
+    confidence = np.where(oos[probs.argmax(axis=1)], -1.0, in_scope.max(axis=1))
+    return confidence, in_scope.argmax(axis=1) == targets
 
 
 def run_holdout(
@@ -249,7 +256,7 @@ def run_holdout(
         test_conf, test_correct = _scores(router, tier, splits["test"])
         router_threshold = router.thresholds[tier][0]
     is_oos = np.asarray([r.intent in held for r in splits["test"]])
-    threshold = threshold_for_loss(val_conf, val_correct, max_inscope_loss)
+    threshold = max(0.0, threshold_for_loss(val_conf, val_correct, max_inscope_loss))  # out-of-scope answers are always rejected
     report: dict[str, Any] = {
         "tier": tier,
         "mode": "holdout",

@@ -10,6 +10,7 @@ are imbalanced, and the epoch with the best validation accuracy kept. Texts are 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
@@ -37,6 +39,7 @@ class TransformerOptions:
     batch_size: int = 32
     encoder_lr: float = 1e-4
     head_lr: float = 3e-3
+    layer_decay: float = 1.0  # lr of layer k from the top = encoder_lr * layer_decay**k (embeddings lowest)
     weight_decay: float = 0.01
     warmup: float = 0.06
     label_smoothing: float = 0.1
@@ -46,6 +49,10 @@ class TransformerOptions:
     max_steps: int | None = None  # stop early (tests, smoke runs)
     device: str = "auto"  # auto: CUDA when available, else CPU
     average_last: int = 0  # also try the mean of the last N epochs' weights; kept if val prefers it
+    # Synthetic out-of-scope examples per real one in each batch: mixes of two utterances of different
+    # intents (pooled embeddings, 0.3..0.7 of each), labelled with the first oos label, which is added
+    # to the labels when the data has none. Teaches the head that the space between intents is no intent.
+    pseudo_oos: float = 0.0
     oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
 
 
@@ -109,6 +116,23 @@ def _class_weights(targets: np.ndarray, n: int, mode: str, log: Callable[[str], 
     return torch.tensor(len(targets) / (n * np.maximum(counts, 1)), dtype=torch.float32)
 
 
+def _pseudo_oos_loss(model: SequenceClassifier, pooled: torch.Tensor, gold: torch.Tensor, oos_index: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy of mixes of two pooled utterances of different intents against the oos label,
+    weighted by how many mixes there are per real utterance."""
+    n = len(gold)
+    count = max(1, round(ratio * n))
+    first = torch.randint(n, (count,), generator=generator).to(pooled.device)
+    second = torch.randint(n, (count,), generator=generator).to(pooled.device)
+    keep = (gold[first] != gold[second]) & (gold[first] != oos_index) & (gold[second] != oos_index)
+    if not keep.any():
+        return pooled.new_zeros(())
+    first, second = first[keep], second[keep]
+    share = (0.3 + 0.4 * torch.rand((len(first), 1), generator=generator)).to(pooled.device)
+    mixed = share * pooled[first] + (1 - share) * pooled[second]
+    target = torch.full((len(first),), oos_index, dtype=torch.long, device=pooled.device)
+    return F.cross_entropy(model.classify(mixed), target) * (len(first) / n)
+
+
 def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of several checkpoints of one model (integer buffers from the last)."""
     out = {}
@@ -120,6 +144,41 @@ def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
     return out
 
 
+def _layer_depth(name: str, layers: int) -> int:
+    """How far below the top a parameter sits: 0 for the last encoder layer (and the pooler),
+    `layers` for the embeddings."""
+    match = re.search(r"(?:^|\.)layer\.(\d+)\.", name)
+    if match:
+        return layers - 1 - int(match.group(1))
+    return layers if name.startswith("embeddings.") else 0
+
+
+def encoder_param_groups(encoder: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW groups for the encoder: no weight decay on biases and LayerNorm, and layer-wise learning
+    rate decay (each layer down from the top trains at `layer_decay` times the one above)."""
+    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+    layers = encoder.config.num_hidden_layers
+    buckets: dict[tuple[int, bool], list[nn.Parameter]] = {}
+    for name, param in encoder.named_parameters():
+        buckets.setdefault((_layer_depth(name, layers), name.endswith(no_decay)), []).append(param)
+    return [
+        {"params": params, "lr": lr * layer_decay**depth, "weight_decay": 0.0 if exempt else weight_decay}
+        for (depth, exempt), params in sorted(buckets.items())
+    ]
+
+
+def training_labels(train: Sequence[Example], options: TransformerOptions) -> tuple[list[str], int | None]:
+    """The tier's labels, and with --pseudo-oos the index of the label its synthetic outliers get
+    (the data's own oos label, else one appended)."""
+    labels = intent_labels(train)
+    if options.pseudo_oos <= 0:
+        return labels, None
+    present = [label for label in labels if label in options.oos_labels]
+    if present:
+        return labels, labels.index(present[0])
+    return [*labels, options.oos_labels[0] if options.oos_labels else DEFAULT_OOS_LABELS[0]], len(labels)
+
+
 def train_transformer(
     splits: dict[str, list[Example]],
     options: TransformerOptions,
@@ -128,7 +187,8 @@ def train_transformer(
 ) -> TransformerResult:
     started = time.perf_counter()
     train, val = splits["train"], splits.get("val", [])
-    labels = intent_labels(train)
+    labels, oos_index = training_labels(train, options)
+    real_labels = len(intent_labels(train))
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -149,17 +209,14 @@ def train_transformer(
     texts = [r.text for r in train]
     targets = np.asarray([index[r.intent] for r in train])
     encoded = [tokenizer.encode(t, max_length=options.max_length).ids for t in texts]
-    weight = _class_weights(targets, len(labels), options.class_weights, log)
+    weight = _class_weights(targets, real_labels, options.class_weights, log)
     if weight is not None:
-        weight = weight.to(device)
+        weight = torch.cat([weight, torch.ones(len(labels) - real_labels)]).to(device)  # a synthetic oos label weighs 1
+    if oos_index is not None:
+        log(f"pseudo out-of-scope: {options.pseudo_oos:g} mixed example(s) per utterance, labelled {labels[oos_index]!r}")
 
-    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
-    enc_params = list(model.encoder.named_parameters())
-    groups = [
-        {"params": [p for n, p in enc_params if not n.endswith(no_decay)], "lr": options.encoder_lr, "weight_decay": options.weight_decay},
-        {"params": [p for n, p in enc_params if n.endswith(no_decay)], "lr": options.encoder_lr, "weight_decay": 0.0},
-        {"params": list(model.head.parameters()), "lr": options.head_lr, "weight_decay": 0.0},
-    ]
+    groups = encoder_param_groups(model.encoder, options.encoder_lr, options.weight_decay, options.layer_decay)
+    groups.append({"params": list(model.head.parameters()), "lr": options.head_lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups)
     steps_per_epoch = (len(train) + options.batch_size - 1) // options.batch_size
     total = steps_per_epoch * options.epochs
@@ -191,9 +248,11 @@ def train_transformer(
                 ids[k, : len(encoded[i])] = torch.tensor(encoded[i])
                 mask[k, : len(encoded[i])] = 1
             ids, mask = ids.to(device), mask.to(device)
-            logits = model(ids, mask, torch.zeros_like(ids))
+            pooled = model.pool(ids, mask, torch.zeros_like(ids))
             gold = torch.from_numpy(targets[rows]).to(device)
-            loss = F.cross_entropy(logits, gold, weight=weight, label_smoothing=options.label_smoothing)
+            loss = F.cross_entropy(model.classify(pooled), gold, weight=weight, label_smoothing=options.label_smoothing)
+            if oos_index is not None:
+                loss = loss + _pseudo_oos_loss(model, pooled, gold, oos_index, options.pseudo_oos, generator)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -59,11 +59,14 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
         floats.frombytes(raw)
         if sys.byteorder == "big":
             floats.byteswap()
-        out: list[Any] = floats.tolist()
-    elif len(shape) == 1:
+        packed: list[float] = floats.tolist()  # already Python floats: only finiteness to check
+        if not all(map(math.isfinite, packed)):
+            raise BundleError(f"{where}: every value must be a finite number")
+        return packed
+    if len(shape) == 1:
         if not isinstance(value, list) or len(value) != shape[0]:
             raise BundleError(f"{where} has {_count(value)} entries for a vocabulary of {shape[0]}")
-        out = value
+        out: list[Any] = value
     else:
         if not isinstance(value, list) or len(value) != shape[0]:
             raise BundleError(f"{where} has {_count(value)} rows for a vocabulary of {shape[0]}")

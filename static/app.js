@@ -158,6 +158,7 @@ function renderStatus(status) {
   }
   if (status.verified && status.verified !== "sha256") notices.push(["warn", `Model files verified by ${status.verified}.`]);
   for (const t of status.tiers ?? []) if (t.state === "failed") notices.push(["error", `Tier ${t.name} is unavailable: ${t.error}`]);
+  for (const p of status.problems ?? []) if (p.where.endsWith("(blend)")) notices.push(["warn", `${p.where}: not blended (${p.error}).`]);
   $("notices").replaceChildren(...notices.map(([kind, text]) => el("p", { class: `notice ${kind}` }, text)));
 
   const rows = (status.tiers ?? []).map((t) => {

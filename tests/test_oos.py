@@ -175,3 +175,62 @@ def test_recipe_overrides_are_parsed_and_checked():
         parse_overrides(["epochs"])
     with pytest.raises(BuildError, match=r"unknown setting\(s\) \['epoch'\]"):
         _override(BowOptions(), {"epoch": 3})
+
+
+def test_pseudo_oos_loss_mixes_only_utterances_of_different_intents():
+    import torch
+
+    from builder.train_transformer import _pseudo_oos_loss
+
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+            return self.linear(pooled)
+
+    head, generator = Head(), torch.Generator().manual_seed(0)
+    pooled = torch.randn(8, 4, requires_grad=True)
+    loss = _pseudo_oos_loss(head, pooled, torch.tensor([0, 1] * 4), 2, 0.5, generator)
+    assert loss.item() > 0
+    loss.backward()
+    assert pooled.grad is not None and pooled.grad.abs().sum() > 0  # the encoder learns from the mixes too
+    same = _pseudo_oos_loss(head, pooled, torch.zeros(8, dtype=torch.long), 2, 0.5, generator)
+    assert same.item() == 0.0  # one intent only: nothing to mix
+
+
+def test_holdout_with_pseudo_oos_adds_an_oos_class_and_rejects_its_answers(small_data, small_bundle, tmp_path):
+    from tiny_bert import make_tiny_base
+
+    base = make_tiny_base(tmp_path / "base")
+    keep = tmp_path / "holdout-transformer"
+    # the finance data has an "oos" intent: name another label, which the synthetic outliers add
+    overrides = {"base": str(base), "epochs": 1, "max_steps": 12, "batch_size": 16, "pseudo_oos": 0.5, "oos_labels": ["elsewhere"]}
+    result = run_holdout(small_bundle, small_data, "transformer", n=2, seed=5, keep=keep, overrides=overrides, log=lambda _: None)
+    manifest = json.loads((keep / "manifest.json").read_text())
+    tier = next(t for t in manifest["tiers"] if t["kind"] == "transformer")
+    assert "elsewhere" in manifest["labels"] and manifest["routing"]["oos_labels"] == ["elsewhere"]
+    assert len(manifest["labels"]) == len(json.loads((small_bundle / "manifest.json").read_text())["labels"]) - 2 + 1
+    assert tier["training"]["pseudo_oos"] == 0.5
+    report = result.report
+    assert report["recipe"]["training"]["pseudo_oos"] == 0.5 and report["threshold"] >= 0
+    # confidences are in-scope probabilities, or -1 where the top label is the oos class
+    conf = result.test_confidence
+    assert np.all((conf == -1.0) | ((conf > 0) & (conf <= 1)))
+    assert 0 <= report["oos_recall"] <= 1
+
+
+def test_a_tier_with_other_intents_is_refused_before_training(small_data, small_bundle, tmp_path, monkeypatch):
+    import shutil
+
+    import builder.transformer_build as build
+    from builder.train_transformer import TransformerOptions
+    from builder.transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(small_bundle, bundle)  # a BoW tier without a label named "elsewhere"
+    monkeypatch.setattr(build, "train_transformer", lambda *a, **k: pytest.fail("trained before checking the intents"))
+    options = TransformerBuildOptions(training=TransformerOptions(pseudo_oos=0.5, oos_labels=("elsewhere",)))
+    with pytest.raises(BuildError, match=r"different intents .*new: \['elsewhere'\]"):
+        train_transformer_into_bundle(small_data, bundle, options, log=lambda _: None, progress=False)

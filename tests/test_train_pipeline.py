@@ -85,3 +85,22 @@ def test_prune_shrinks_the_vocabulary_end_to_end(tmp_path, small_data):
     assert tokenizer.vocab_size == pruning["vocab_after"]
     result = router.classify("how many shares of AAPL do I own")
     assert result.tiers[0].error is None and len(result.ranking) == len(router.manifest.labels)
+
+
+def test_layer_decay_gives_each_encoder_layer_its_own_learning_rate():
+    from transformers import BertConfig, BertModel
+
+    from builder.train_transformer import encoder_param_groups
+
+    encoder = BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=3, num_attention_heads=2, intermediate_size=16))
+    groups = encoder_param_groups(encoder, lr=1.0, weight_decay=0.01, layer_decay=0.5)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    named = dict(encoder.named_parameters())
+    assert len(lr_of) == len(named)  # every parameter in exactly one group
+    assert lr_of[id(named["encoder.layer.2.attention.self.query.weight"])] == (1.0, 0.01)
+    assert lr_of[id(named["encoder.layer.1.output.dense.weight"])] == (0.5, 0.01)
+    assert lr_of[id(named["encoder.layer.0.output.LayerNorm.weight"])] == (0.25, 0.0)
+    assert lr_of[id(named["embeddings.word_embeddings.weight"])] == (0.125, 0.01)
+    assert lr_of[id(named["pooler.dense.bias"])] == (1.0, 0.0)
+    flat = encoder_param_groups(encoder, lr=2e-4, weight_decay=0.01)
+    assert {g["lr"] for g in flat} == {2e-4}

@@ -5,7 +5,7 @@
 
 import { softmax } from "./calibration.js";
 import { BundleError } from "./errors.js";
-import { FeatureConfig, Vectorizer } from "./features.js";
+import { allFinite, FeatureConfig, Vectorizer } from "./features.js";
 
 export const BOW_FORMAT = "bow";
 export const BOW_FORMAT_VERSION = 2;
@@ -24,9 +24,11 @@ function base64Bytes(text) {
 }
 
 /**
- * A field of shape[0] * (shape[1] ?? 1) numbers, row-major, as a Float64Array: a packed array
- * {dtype: "float32", shape, base64} (version 2) or (nested) lists; like runtime_py's unpack_floats.
+ * A field of shape[0] * (shape[1] ?? 1) numbers, row-major: a packed array {dtype: "float32", shape,
+ * base64} (version 2) as a Float32Array over the decoded bytes (each value reads as a float64
+ * exactly, as runtime_py reads it), or (nested) lists as a Float64Array; like runtime_py's unpack_floats.
  * @param {unknown} value @param {[number] | [number, number]} shape @param {string} where
+ * @returns {Float32Array | Float64Array}
  */
 export function unpackFloats(value, shape, where) {
   const total = shape.reduce((a, b) => a * b, 1);
@@ -46,10 +48,11 @@ export function unpackFloats(value, shape, where) {
     }
     if (bytes.byteLength !== 4 * total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${4 * total})`);
     if (LITTLE_ENDIAN) {
-      out = Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, total));
+      const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(); // a Float32Array view needs 4-byte alignment
+      out = new Float32Array(aligned.buffer, aligned.byteOffset, total);
     } else {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      out = new Float64Array(total);
+      out = new Float32Array(total);
       for (let i = 0; i < total; i++) out[i] = view.getFloat32(4 * i, true);
     }
   } else if (shape.length === 1) {
@@ -65,7 +68,7 @@ export function unpackFloats(value, shape, where) {
       for (let c = 0; c < cols; c++) out[i * cols + c] = typeof row[c] === "number" ? row[c] : NaN;
     }
   }
-  if (!out.every(Number.isFinite)) throw new BundleError(`${where}: every value must be a finite number`);
+  if (!allFinite(out)) throw new BundleError(`${where}: every value must be a finite number`);
   return out;
 }
 
@@ -77,8 +80,8 @@ export class BowModel {
    * @param {string[]} labels
    * @param {FeatureConfig} config
    * @param {string[]} vocab
-   * @param {ArrayLike<number>[] | Float64Array} weights feature-major rows of labels.length numbers,
-   *   or all of them in one flat array (row i starts at i * labels.length)
+   * @param {ArrayLike<number>[] | Float32Array | Float64Array} weights feature-major rows of
+   *   labels.length numbers, or all of them in one flat typed array (row i starts at i * labels.length)
    * @param {ArrayLike<number>} bias
    * @param {number} [temperature]
    * @param {ArrayLike<number> | null} [idf]
@@ -87,10 +90,10 @@ export class BowModel {
     this.labels = labels.slice();
     this.vectorizer = new Vectorizer(config, vocab, idf);
     const n = this.labels.length;
-    // One flat Float64Array: row i starts at i * n.
-    if (weights instanceof Float64Array) {
+    // One flat typed array: row i starts at i * n.
+    if (weights instanceof Float64Array || weights instanceof Float32Array) {
       if (weights.length !== vocab.length * n) throw new RangeError(`weights has ${weights.length} values for ${vocab.length} features x ${n} labels`);
-      if (!weights.every(Number.isFinite)) throw new TypeError("weights must hold finite numbers");
+      if (!allFinite(weights)) throw new TypeError("weights must hold finite numbers");
       this.weights = weights;
     } else {
       this.weights = new Float64Array(weights.length * n);

@@ -206,6 +206,11 @@ export class JsEngine {
       ...(this.bundle ? this.bundle.facts() : NO_BUNDLE_FACTS),
       tiers,
       timings: this.timings,
+      // as runtime_py's status()["problems"]: tiers that failed to load, blends that were not applied
+      problems: [
+        ...tiers.filter((t) => t.state === "failed").map((t) => ({ where: `tier ${t.name}`, error: t.error })),
+        ...this.router.problems,
+      ],
       ...this.router.settings(),
     };
   }

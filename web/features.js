@@ -106,6 +106,19 @@ export class FeatureExtractor {
   }
 }
 
+/**
+ * True when every value is a finite number. A plain loop: `every(Number.isFinite)` is several times
+ * slower on the cold code that loads a model, which is on the first answer's path.
+ * @param {ArrayLike<number>} values
+ */
+export function allFinite(values) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v !== "number" || v - v !== 0) return false; // NaN and +-Infinity give NaN
+  }
+  return true;
+}
+
 /** Maps text to (indices, values) over a fixed vocabulary. */
 export class Vectorizer {
   /**
@@ -127,8 +140,9 @@ export class Vectorizer {
       this.index.set(this.vocab[i], i);
     }
     if (this.index.size !== this.vocab.length) throw new RangeError("the vocabulary has duplicate features");
-    this.idf = idf === null ? null : Float64Array.from(idf);
-    if (this.idf && this.idf.some((v) => !Number.isFinite(v))) throw new TypeError("idf must hold finite numbers");
+    // float32 values (bow.json version 2) read as float64 exactly, so a Float32Array is kept as it is
+    this.idf = idf === null ? null : idf instanceof Float32Array || idf instanceof Float64Array ? idf : Float64Array.from(idf);
+    if (this.idf && !allFinite(this.idf)) throw new TypeError("idf must hold finite numbers");
   }
 
   /** True when every value is a plain count (the reference recipe). */

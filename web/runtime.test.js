@@ -25,6 +25,7 @@ import { isDeepStrictEqual } from "node:util";
 import { BowModel, BowTier, unpackFloats } from "./bow.js";
 import { parseManifest, RemoteBundle } from "./bundle.js";
 import { softmax } from "./calibration.js";
+import { JsEngine } from "./engine.js";
 import { BundleError, InputError, IntentKitError } from "./errors.js";
 import { Router } from "./router.js";
 import { prepareText } from "./text.js";
@@ -590,6 +591,27 @@ function defineTests() {
     const stale = await RemoteBundle.open("http://127.0.0.1:1/", { ...prefetch, files: [{ ...prefetch.files[0], sha256: "0".repeat(64) }] });
     await assert.rejects(stale.file(entry), BundleError); // another build's file is not used
     assert.deepEqual((await RemoteBundle.prefetch(`${base}/ok/`, ["transformer"]).catch((e) => e)).message?.includes("no tier"), true);
+  });
+
+  test("engine status lists what runtime_py's status lists as problems: failed tiers and blends not applied", () => {
+    const { manifest, bow } = bundles.get("bundle_blend");
+    const spec = manifest.tiers.find((s) => s.extra.blend);
+    assert.ok(spec, "bundle_blend has a blended tier");
+    const brokenSpec = { ...spec, extra: { ...spec.extra, blend: { ...spec.extra.blend, weight: 2 } } };
+    const broken = { ...manifest, tiers: manifest.tiers.map((s) => (s === spec ? brokenSpec : s)) };
+    const engine = new JsEngine({ bundleUrl: "http://127.0.0.1:1/", vendorUrl: "" });
+    const fake = { name: spec.name, kind: spec.kind, labels: manifest.labels, temperature: 1, probabilities: () => [], describe: () => ({}) };
+    engine.router = new Router([...bow.values(), fake], { manifest: broken });
+    engine.tierState = [
+      { name: "bow", kind: "bow", state: "ready" },
+      { name: spec.name, kind: spec.kind, state: "ready" },
+      { name: "other", kind: "transformer", state: "failed", error: "no model" },
+    ];
+    const problems = engine.status().problems;
+    assert.deepEqual(problems[0], { where: "tier other", error: "no model" });
+    assert.equal(problems.length, 2);
+    assert.match(problems[1].where, /\(blend\)$/);
+    assert.match(problems[1].error, /weight/);
   });
 
   test("bow.json: version 2's packed float32 arrays and version 1's lists give the same model; bad packed arrays throw BundleError", () => {
