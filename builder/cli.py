@@ -43,6 +43,16 @@ def _probability(value: str) -> float:
     return number
 
 
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return number
+
+
 def _positive(kind: type) -> Any:
     def parse(value: str) -> Any:
         try:
@@ -555,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to fine-tune (auto: CUDA if present)")
     p.add_argument("--oos-label", action="append", default=None, metavar="LABEL",
                    help="a label that means out of scope, listed in routing.oos_labels (repeatable; default: oos)")
-    p.add_argument("--pseudo-oos", type=float, default=0.0, metavar="R",
+    p.add_argument("--pseudo-oos", type=_non_negative, default=0.0, metavar="R",
                    help="train an out-of-scope class on R synthetic examples per utterance (mixes of two utterances of "
                         "different intents); adds the oos label if the data has none (default: 0, off)")
     p.add_argument("--no-quantize", action="store_true", help="ship the fp32 model only")

@@ -92,6 +92,10 @@ def test_errors_are_one_line_without_traceback(args, message):
 def test_bad_option_values_are_rejected_by_the_parser():
     done = run("predict", "--threshold", "2", "hi")
     assert done.returncode == 2 and "expected a number between 0 and 1" in done.stderr
+    for option, value, message in (("--pseudo-oos", "-1", "expected a number >= 0"), ("--pseudo-oos", "nan", "expected a number >= 0"),
+                                    ("--layer-decay", "1.5", "expected a number between 0 and 1")):
+        done = run("train", "--data", "x", "--out", "y", option, value)
+        assert done.returncode == 2 and message in done.stderr, (option, value, done.stderr)
 
 
 def test_predict_refuses_huge_input_cleanly(small_bundle):
