@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from builder.datasets import Example, read_splits  # noqa: E402
-from builder.oos import auroc, oos_metrics, threshold_for_loss  # noqa: E402
+from builder.metrics import softmax  # noqa: E402
+from builder.oos import auroc, oos_metrics, routed_confidence, threshold_for_loss  # noqa: E402
 from runtime_py import Router  # noqa: E402
 
 
@@ -33,19 +34,16 @@ def main() -> int:
     held = {r.intent for r in splits["test"]} - set(tier.labels)
     index = {label: i for i, label in enumerate(tier.labels)}
 
+    oos_mask = np.arange(len(tier.labels)) == oos[0]
+
     def probabilities(rows: list[Example]) -> tuple[np.ndarray, np.ndarray]:
-        z = np.array([tier.logits(r.text) for r in rows], dtype=np.float64) / tier.temperature
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        inside = np.delete(p, oos[0], axis=1)
-        answer = np.array([i if i < oos[0] else i + 1 for i in inside.argmax(axis=1)])
-        return p, answer == np.array([index.get(r.intent, -1) for r in rows])
+        p = softmax(np.array([tier.logits(r.text) for r in rows], dtype=np.float64), tier.temperature)
+        return p, routed_confidence(p, oos_mask, np.array([index.get(r.intent, -1) for r in rows]))[1]
 
     def scores(p: np.ndarray) -> dict[str, np.ndarray]:
         inside, p_oos = np.delete(p, oos[0], axis=1), p[:, oos[0]]
-        routed = np.where(p.argmax(axis=1) == oos[0], -1.0, inside.max(axis=1))
         return {
-            "as the router answers (top label oos: rejected)": routed,
+            "as the router answers (top label oos: rejected)": routed_confidence(p, oos_mask, np.zeros(len(p)))[0],
             "max in-scope probability": inside.max(axis=1),
             "max in-scope probability, renormalised without oos": inside.max(axis=1) / inside.sum(axis=1),
             "1 - p(oos)": 1 - p_oos,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from runtime_py import Router
 from runtime_py.errors import IntentKitError
@@ -33,37 +34,27 @@ def _char_range(value: str) -> tuple[int, int]:
     return pair
 
 
-def _probability(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}") from None
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}")
-    return number
+def _number(kind: type, accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: `kind(value)` when `accept` holds for it, else "expected <expected>"."""
 
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return number
-
-
-def _positive(kind: type) -> Any:
     def parse(value: str) -> Any:
         try:
             number = kind(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {value!r}") from None
-        if number <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {value!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+        if not accept(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
         return number
 
     return parse
+
+
+_probability = _number(float, lambda x: 0 <= x <= 1, "a number between 0 and 1")
+_non_negative = _number(float, lambda x: 0 <= x < math.inf, "a number >= 0")
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    return _number(kind, lambda x: x > 0, f"a positive {kind.__name__}")
 
 
 # ---------------------------------------------------------------- data

@@ -191,21 +191,23 @@ class HoldoutResult:
     test_is_oos: np.ndarray
 
 
-def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated top confidence and correctness of one tier, one text per run as deployed.
-
-    A tier with an out-of-scope label (trained with one, or with --pseudo-oos) is scored as the
-    router uses it: its answer is the best in-scope intent, and a row whose top label is out of
+def routed_confidence(probs: np.ndarray, oos: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence and correctness of each row as the router uses a tier: the answer is the best
+    in-scope intent (`oos` marks the out-of-scope labels), and a row whose top label is out of
     scope gets confidence -1 (rejected at any threshold)."""
-    tier = next(t for t in router.tiers if t.name == tier_name)
-    index = {label: i for i, label in enumerate(tier.labels)}
-    logits = np.asarray([tier.logits(r.text) for r in rows], dtype=np.float64).reshape(len(rows), len(tier.labels))
-    probs = softmax(logits, tier.temperature)
-    targets = np.asarray([index.get(r.intent, -1) for r in rows])
-    oos = np.asarray([label in router.oos_labels for label in tier.labels])
     in_scope = np.where(oos, -np.inf, probs)
     confidence = np.where(oos[probs.argmax(axis=1)], -1.0, in_scope.max(axis=1))
     return confidence, in_scope.argmax(axis=1) == targets
+
+
+def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated confidence and correctness of one tier (`routed_confidence`), one text per run as deployed."""
+    tier = next(t for t in router.tiers if t.name == tier_name)
+    index = {label: i for i, label in enumerate(tier.labels)}
+    logits = np.asarray([tier.logits(r.text) for r in rows], dtype=np.float64).reshape(len(rows), len(tier.labels))
+    targets = np.asarray([index.get(r.intent, -1) for r in rows])
+    oos = np.asarray([label in router.oos_labels for label in tier.labels])
+    return routed_confidence(softmax(logits, tier.temperature), oos, targets)
 
 
 def run_holdout(

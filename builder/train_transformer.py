@@ -167,15 +167,14 @@ def encoder_param_groups(encoder: nn.Module, lr: float, weight_decay: float, lay
     ]
 
 
-def training_labels(train: Sequence[Example], options: TransformerOptions) -> tuple[list[str], int | None]:
-    """The tier's labels, and with --pseudo-oos the index of the label its synthetic outliers get
-    (the data's own oos label, else one appended)."""
-    labels = intent_labels(train)
+def with_oos_label(labels: Sequence[str], options: TransformerOptions) -> tuple[list[str], int | None]:
+    """The tier's labels for the data's intents `labels`, and with --pseudo-oos the index of the
+    label its synthetic outliers get (the data's own oos label, else one appended)."""
     if options.pseudo_oos <= 0:
-        return labels, None
+        return list(labels), None
     present = [label for label in labels if label in options.oos_labels]
     if present:
-        return labels, labels.index(present[0])
+        return list(labels), labels.index(present[0])
     return [*labels, options.oos_labels[0] if options.oos_labels else DEFAULT_OOS_LABELS[0]], len(labels)
 
 
@@ -187,8 +186,8 @@ def train_transformer(
 ) -> TransformerResult:
     started = time.perf_counter()
     train, val = splits["train"], splits.get("val", [])
-    labels, oos_index = training_labels(train, options)
-    real_labels = len(intent_labels(train))
+    intents = intent_labels(train)
+    labels, oos_index = with_oos_label(intents, options)
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -209,9 +208,9 @@ def train_transformer(
     texts = [r.text for r in train]
     targets = np.asarray([index[r.intent] for r in train])
     encoded = [tokenizer.encode(t, max_length=options.max_length).ids for t in texts]
-    weight = _class_weights(targets, real_labels, options.class_weights, log)
+    weight = _class_weights(targets, len(intents), options.class_weights, log)
     if weight is not None:
-        weight = torch.cat([weight, torch.ones(len(labels) - real_labels)]).to(device)  # a synthetic oos label weighs 1
+        weight = torch.cat([weight, torch.ones(len(labels) - len(intents))]).to(device)  # a synthetic oos label weighs 1
     if oos_index is not None:
         log(f"pseudo out-of-scope: {options.pseudo_oos:g} mixed example(s) per utterance, labelled {labels[oos_index]!r}")
 

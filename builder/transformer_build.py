@@ -20,13 +20,13 @@ from runtime_py.wordpiece import WordPieceTokenizer
 
 from .bundle_writer import check_same_intents, existing_manifest, open_bundle
 from .calibration import choose_threshold, fit_temperature
-from .datasets import read_splits
+from .datasets import intent_labels, read_splits
 from .oos import record_oos_labels
 from .metrics import evaluate_logits, softmax
 from .onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
 from .optimize import build_variants, describe_variant
 from .shrink import prune_vocabulary, write_tokenizer_files
-from .train_transformer import TransformerOptions, tokenizer_for, train_transformer, training_labels
+from .train_transformer import TransformerOptions, tokenizer_for, train_transformer, with_oos_label
 
 TOKENIZER_ROLES = {
     "tokenizer": "tokenizer.json",
@@ -78,7 +78,7 @@ def train_transformer_into_bundle(
     splits = read_splits(data, training.seed)
     manifest = existing_manifest(out)
     if manifest:  # before minutes of training, not after
-        check_same_intents(manifest, "transformer", training_labels(splits["train"], training)[0])
+        check_same_intents(manifest, "transformer", with_oos_label(intent_labels(splits["train"]), training)[0])
     result = train_transformer(splits, training, log=log, progress=progress)
     model, labels = result.model, result.labels
     index = {label: i for i, label in enumerate(labels)}
