@@ -25,6 +25,7 @@ import json
 import random
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -195,19 +196,57 @@ def routed_confidence(probs: np.ndarray, oos: np.ndarray, targets: np.ndarray) -
     """Confidence and correctness of each row as the router uses a tier: the answer is the best
     in-scope intent (`oos` marks the out-of-scope labels), and a row whose top label is out of
     scope gets confidence -1 (rejected at any threshold)."""
-    in_scope = np.where(oos, -np.inf, probs)
-    confidence = np.where(oos[probs.argmax(axis=1)], -1.0, in_scope.max(axis=1))
-    return confidence, in_scope.argmax(axis=1) == targets
+    answers = in_scope_answers(probs, oos)
+    confidence = np.where(oos[probs.argmax(axis=1)], -1.0, probs[np.arange(len(probs)), answers])
+    return confidence, answers == targets
 
 
-def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+def in_scope_answers(probs: np.ndarray, oos: np.ndarray) -> np.ndarray:
+    """The index of each row's best in-scope label (`oos` marks the out-of-scope labels)."""
+    return np.where(oos, -np.inf, probs).argmax(axis=1)
+
+
+@dataclass
+class RoutedScores:
+    """One tier's routed confidence, correctness and in-scope answer (a label) for each row."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    answers: list[str]
+
+
+def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> RoutedScores:
     """Calibrated confidence and correctness of one tier (`routed_confidence`), one text per run as deployed."""
     tier = next(t for t in router.tiers if t.name == tier_name)
     index = {label: i for i, label in enumerate(tier.labels)}
     logits = np.asarray([tier.logits(r.text) for r in rows], dtype=np.float64).reshape(len(rows), len(tier.labels))
     targets = np.asarray([index.get(r.intent, -1) for r in rows])
     oos = np.asarray([label in router.oos_labels for label in tier.labels])
-    return routed_confidence(softmax(logits, tier.temperature), oos, targets)
+    probs = softmax(logits, tier.temperature)
+    confidence, correct = routed_confidence(probs, oos, targets)
+    answers = [tier.labels[i] for i in in_scope_answers(probs, oos)]
+    return RoutedScores(confidence, correct, answers)
+
+
+def held_out_breakdown(intents: Sequence[str], held: Sequence[str], scored: RoutedScores, threshold: float, top: int = 2) -> list[dict[str, Any]]:
+    """Per held-out intent: its test rows, the share rejected at `threshold` (its recall), the median
+    confidence, and the in-scope intents its rows were most often answered as (which known intent
+    absorbs it: the usual reason a held-out intent is hard to reject)."""
+    out = []
+    for name in held:
+        rows = np.asarray([i == name for i in intents], dtype=bool)
+        if not rows.any():
+            continue
+        conf = scored.confidence[rows]
+        taken = Counter(a for a, r in zip(scored.answers, rows) if r).most_common(top)
+        out.append({
+            "intent": name,
+            "n": int(rows.sum()),
+            "recall": float((conf < threshold).mean()),
+            "median_confidence": float(np.median(conf)),
+            "answered_as": [{"intent": a, "count": c} for a, c in taken],
+        })
+    return out
 
 
 def run_holdout(
@@ -254,11 +293,11 @@ def run_holdout(
 
             train_transformer_into_bundle(work / "data", out, recipe, log=log, progress=progress)
         router = Router.from_bundle(out, tiers=[tier], strict=True)
-        val_conf, val_correct = _scores(router, tier, inside["val"])
-        test_conf, test_correct = _scores(router, tier, splits["test"])
+        val = _scores(router, tier, inside["val"])
+        test = _scores(router, tier, splits["test"])
         router_threshold = router.thresholds[tier][0]
     is_oos = np.asarray([r.intent in held for r in splits["test"]])
-    threshold = max(0.0, threshold_for_loss(val_conf, val_correct, max_inscope_loss))  # out-of-scope answers are always rejected
+    threshold = max(0.0, threshold_for_loss(val.confidence, val.correct, max_inscope_loss))  # out-of-scope answers are always rejected
     report: dict[str, Any] = {
         "tier": tier,
         "mode": "holdout",
@@ -269,14 +308,15 @@ def run_holdout(
         "recipe_from": source,
         "sizes": {"train": len(inside["train"]), "val": len(inside["val"]), "test_in_scope": int((~is_oos).sum()), "test_oos": int(is_oos.sum())},
         "threshold_rule": f"highest threshold losing <= {max_inscope_loss:g} in-scope val accuracy (val without held-out intents)",
-        "val_in_scope_accuracy": float(val_correct.mean()) if len(val_correct) else 0.0,
-        "auroc": auroc(1.0 - test_conf, is_oos),
-        **oos_metrics(test_conf, test_correct, is_oos, threshold),
-        "at_router_threshold": oos_metrics(test_conf, test_correct, is_oos, router_threshold),
+        "val_in_scope_accuracy": float(val.correct.mean()) if len(val.correct) else 0.0,
+        "auroc": auroc(1.0 - test.confidence, is_oos),
+        **oos_metrics(test.confidence, test.correct, is_oos, threshold),
+        "at_router_threshold": oos_metrics(test.confidence, test.correct, is_oos, router_threshold),
+        "per_held_out_intent": held_out_breakdown([r.intent for r in splits["test"]], held, test, threshold),
         "seconds": round(time.perf_counter() - started, 1),
         "bundle": str(keep) if keep is not None else None,
     }
-    return HoldoutResult(report, test_conf, test_correct, is_oos)
+    return HoldoutResult(report, test.confidence, test.correct, is_oos)
 
 
 def format_holdout(report: dict[str, Any]) -> str:
@@ -303,4 +343,11 @@ def format_holdout(report: dict[str, Any]) -> str:
         "at the router's threshold for this tier:",
         *block(report["at_router_threshold"]),
     ]
+    per = report.get("per_held_out_intent") or []
+    if per:
+        width = max(len(p["intent"]) for p in per)
+        lines += ["", "per held-out intent, at the threshold chosen on val (recall; median confidence; answered as):"]
+        for p in sorted(per, key=lambda p: p["recall"]):
+            taken = ", ".join(f"{a['intent']} {a['count']}" for a in p["answered_as"])
+            lines.append(f"  {p['intent']:<{width}}  {p['recall']:.2f} of {p['n']};  {p['median_confidence']:.2f};  {taken}")
     return "\n".join(lines)

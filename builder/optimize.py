@@ -99,11 +99,13 @@ def quantize_int8(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def fuse_for_native(src: Path, dst: Path, num_heads: int, hidden_size: int) -> Path | None:
+def fuse_for_native(src: Path, dst: Path, num_heads: int, hidden_size: int, *, embed_layer_norm: bool = True) -> Path | None:
     """Fuse attention/LayerNorm/GELU with onnxruntime.transformers (model_type "bert") into `dst`.
 
     The result uses com.microsoft contrib ops: native onnxruntime only. Returns None (and logs why)
     when no attention fusion applies (e.g. an sdpa export, or an unsupported architecture).
+    `embed_layer_norm=False` leaves the embeddings' Gathers and LayerNorm unfused, so int8 can
+    quantize the embedding tables (benchmarks/fused_graphs.py).
     """
     src, dst = Path(src), Path(dst)
     try:
@@ -114,8 +116,13 @@ def fuse_for_native(src: Path, dst: Path, num_heads: int, hidden_size: int) -> P
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     logging.getLogger("fusion").setLevel(logging.ERROR)
     try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+
+        fusions = FusionOptions("bert")
+        fusions.enable_embed_layer_norm = embed_layer_norm
         opt = optimize_model(
-            str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0, use_gpu=False
+            str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0, use_gpu=False,
+            optimization_options=fusions,
         )
     except Exception as exc:
         log.warning("no fused native variant: onnxruntime.transformers.optimizer failed: %s", exc)

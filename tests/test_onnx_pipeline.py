@@ -126,6 +126,23 @@ def test_variants(tiny, exported, tmp_path):
     assert again.ops == roles["model"].ops and again.bytes == roles["model"].bytes
 
 
+def test_fusion_can_leave_the_embeddings_to_int8(exported, tmp_path):
+    from builder.onnx_export import onnx_op_types
+    from builder.optimize import fuse_for_native, quantize_int8
+
+    full = fuse_for_native(exported, tmp_path / "full.onnx", HEADS, HIDDEN)
+    split = fuse_for_native(exported, tmp_path / "split.onnx", HEADS, HIDDEN, embed_layer_norm=False)
+    if full is None or split is None:
+        pytest.skip("onnxruntime.transformers found no attention to fuse in this export")
+    full_ops, split_ops = onnx_op_types(full), onnx_op_types(split)
+    assert "com.microsoft.EmbedLayerNormalization" in full_ops and "Gather" not in full_ops
+    assert "com.microsoft.EmbedLayerNormalization" not in split_ops and "Gather" in split_ops
+    assert "com.microsoft.Attention" in split_ops
+    # the embedding tables are what int8 shrinks most: only the unfused ones get quantized
+    q_full, q_split = quantize_int8(full, tmp_path / "qf.onnx"), quantize_int8(split, tmp_path / "qs.onnx")
+    assert q_split.stat().st_size < q_full.stat().st_size
+
+
 def test_prune_keeps_coverage_and_logits(tiny, tmp_path):
     base, _, tok = tiny
     torch.manual_seed(2)

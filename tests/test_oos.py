@@ -16,6 +16,7 @@ from builder.evaluate import evaluate
 from builder.oos import (
     auroc,
     bow_recipe,
+    format_holdout,
     oos_metrics,
     pick_holdout,
     record_oos_labels,
@@ -72,6 +73,20 @@ def test_oos_metrics_on_a_small_case():
     assert m["oos_recall"] == pytest.approx(2 / 3)  # 0.3 and 0.2 rejected, 0.7 accepted
     assert m["oos_precision"] == pytest.approx(2 / 3)  # rejected: 0.4 (in scope), 0.3, 0.2
     assert m["accuracy_with_oos_class"] == pytest.approx((2 + 2) / 7)
+
+
+def test_held_out_breakdown_says_which_known_intent_absorbs_each_held_out_one():
+    from builder.oos import RoutedScores, held_out_breakdown
+
+    intents = ["a", "x", "x", "x", "y", "b"]
+    scored = RoutedScores(np.array([0.9, 0.95, 0.4, 0.8, 0.3, 0.7]), np.array([True, False, False, False, False, True]),
+                          ["a", "card_delivery", "card_delivery", "pin", "a", "b"])
+    per = held_out_breakdown(intents, ["x", "y", "z"], scored, threshold=0.5)
+    assert [p["intent"] for p in per] == ["x", "y"]  # z has no test rows
+    x, y = per
+    assert (x["n"], x["recall"], x["median_confidence"]) == (3, pytest.approx(1 / 3), 0.8)
+    assert x["answered_as"] == [{"intent": "card_delivery", "count": 2}, {"intent": "pin", "count": 1}]
+    assert (y["n"], y["recall"], y["answered_as"]) == (1, 1.0, [{"intent": "a", "count": 1}])
 
 
 def test_pick_holdout_is_reproducible_and_bounded():
@@ -160,6 +175,13 @@ def test_holdout_protocol_retrains_without_the_intents_and_scores_them_as_oos(sm
     assert 0.5 < report["auroc"] <= 1 and 0 <= report["oos_recall"] <= 1
     assert report["in_scope_accuracy_loss"] == pytest.approx(report["in_scope_accuracy"] - report["in_scope_accuracy_with_rejection"])
     assert report["at_router_threshold"]["threshold"] == 0.6
+    per = report["per_held_out_intent"]
+    assert [p["intent"] for p in per] == [h for h in held if any(r.intent == h for r in test_rows)]
+    assert sum(p["n"] for p in per) == report["sizes"]["test_oos"]
+    # the per-intent recalls average (weighted by rows) to the overall recall at the same threshold
+    assert sum(p["recall"] * p["n"] for p in per) / sum(p["n"] for p in per) == pytest.approx(report["oos_recall"])
+    assert all(a["intent"] in manifest["labels"] and a["intent"] not in held for p in per for a in p["answered_as"])
+    assert "per held-out intent" in format_holdout(report)
     with pytest.raises(BuildError, match="--tier bow or --tier transformer"):
         run_holdout(small_bundle, small_data, "cascade", n=2)
 
