@@ -4,10 +4,10 @@
 
     .venv/bin/python benchmarks/ensemble_scores.py DATA BUNDLE [BUNDLE ...]
 
-Every transformer and BoW tier of the bundles is scored on DATA's val and test splits, one text per
-run as deployed (int8 graph on native onnxruntime, the bundle's tokenizer.json through Hugging Face
-tokenizers; dynamic int8 depends on what else is in a batch, so batching would move the figures).
-An `oos` column (a `--pseudo-oos` tier) is dropped and the rest renormalised. Intents of the test
+Every transformer and BoW tier of the bundles is loaded unblended by runtime_py (`load_tier`: the
+int8 graph on onnxruntime, labels in the model's own order) and scored on DATA's val and test
+splits, one text per run as deployed (dynamic int8 depends on what else is in a batch, so batching
+would move the figures). An `oos` column (a `--pseudo-oos` tier) is dropped and the rest renormalised. Intents of the test
 split that the first bundle lacks are the held-out ones: OOS recall is at the threshold losing <= 1
 point of in-scope val accuracy, as `builder eval` chooses it.
 """
@@ -19,13 +19,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from builder.metrics import softmax  # noqa: E402
 from builder.oos import RoutedScores, auroc, held_out_breakdown, oos_metrics, threshold_for_loss  # noqa: E402
-from runtime_py.bow import BowModel  # noqa: E402
+from runtime_py.bundle import read_manifest  # noqa: E402
+from runtime_py.tiers import load_tier  # noqa: E402
 
 
 def rows(data: Path, split: str) -> tuple[list[str], list[str]]:
@@ -33,33 +32,14 @@ def rows(data: Path, split: str) -> tuple[list[str], list[str]]:
     return [x["text"] for x in items], [x["intent"] for x in items]
 
 
-def transformer_probabilities(bundle: Path, spec: dict, texts: list[str]) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(bundle / spec["files"]["model"]["path"]), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    tokenizer = Tokenizer.from_file(str(bundle / spec["files"]["tokenizer"]["path"]))
-    tokenizer.enable_truncation(spec["max_length"])
-    logits = []
-    for text in texts:
-        enc = tokenizer.encode(text)
-        ids = np.array([enc.ids], np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        logits.append(session.run(None, {k: v for k, v in feeds.items() if k in names})[0][0])
-    return softmax(np.asarray(logits, dtype=np.float64), spec["temperature"])
-
-
 def tier_probabilities(bundle: Path, texts: dict[str, list[str]]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
-    """{"BUNDLE:KIND": (labels, {split: probabilities})} for each transformer and BoW tier."""
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    """{"BUNDLE:KIND": (labels, {split: calibrated probabilities})} for each transformer and BoW tier."""
     out = {}
-    for spec in manifest["tiers"]:
-        if spec["kind"] == "transformer":
-            probs = {split: transformer_probabilities(bundle, spec, t) for split, t in texts.items()}
-            out[f"{bundle.name}:transformer"] = (manifest["labels"], probs)
-        elif spec["kind"] == "bow":
-            bow = BowModel.load(bundle / spec["files"]["model"]["path"])
-            out[f"{bundle.name}:bow"] = (list(bow.labels), {split: np.array([bow.probabilities(x) for x in t]) for split, t in texts.items()})
+    for spec in read_manifest(bundle).tiers:
+        if spec.kind in ("transformer", "bow"):
+            tier = load_tier(bundle, spec)
+            probs = {split: softmax(np.array([tier.logits(x) for x in t], dtype=np.float64), tier.temperature) for split, t in texts.items()}
+            out[f"{bundle.name}:{spec.kind}"] = (list(tier.labels), probs)
     return out
 
 
@@ -79,12 +59,15 @@ def main() -> int:
     held = sorted(set(te_y) - set(labels))
     va_in, te_oos = va_t >= 0, te_t < 0
 
+    def threshold(pv: np.ndarray) -> float:
+        """The highest threshold losing <= 1 point of in-scope val accuracy, as `builder eval` chooses it."""
+        return threshold_for_loss(pv.max(1)[va_in], (pv.argmax(1) == va_t)[va_in], 0.01)
+
     def report(name: str, pv: np.ndarray, pt: np.ndarray) -> None:
         correct = pt.argmax(1) == te_t
         line = f"{name:44s} in-scope test accuracy {correct[~te_oos].mean():.4f}"
         if held:
-            threshold = threshold_for_loss(pv.max(1)[va_in], (pv.argmax(1) == va_t)[va_in], 0.01)
-            m = oos_metrics(pt.max(1), correct, te_oos, threshold)
+            m = oos_metrics(pt.max(1), correct, te_oos, threshold(pv))
             line += (f"  AUROC {auroc(pt.max(1), ~te_oos):.4f}  OOS recall {m['oos_recall']:.3f}  precision {m['oos_precision']:.3f}"
                      f"  loss {100 * m['in_scope_accuracy_loss']:.2f} pt")
         print(line)
@@ -102,11 +85,10 @@ def main() -> int:
                 report(f"  {w} x that + {1 - w:.1f} x BoW", *(w * mean[s] + (1 - w) * bow[s] for s in ("val", "test")))
     if held:
         first = next(iter(tiers.values()))
-        pv, pt = first["val"], first["test"]
-        threshold = threshold_for_loss(pv.max(1)[va_in], (pv.argmax(1) == va_t)[va_in], 0.01)
+        pt, cut = first["test"], threshold(first["val"])
         scored = RoutedScores(pt.max(1), pt.argmax(1) == te_t, [labels[i] for i in pt.argmax(1)])
-        print(f"\n{next(iter(tiers))}: per held-out intent at threshold {threshold:.3f} (recall; median confidence; answered as)")
-        for p in sorted(held_out_breakdown(te_y, held, scored, threshold), key=lambda p: p["recall"]):
+        print(f"\n{next(iter(tiers))}: per held-out intent at threshold {cut:.3f} (recall; median confidence; answered as)")
+        for p in sorted(held_out_breakdown(te_y, held, scored, cut), key=lambda p: p["recall"]):
             taken = ", ".join(f"{a['intent']} {a['count']}" for a in p["answered_as"])
             print(f"  {p['intent']:<48s} {p['recall']:.2f} of {p['n']};  {p['median_confidence']:.2f};  {taken}")
     return 0

@@ -192,18 +192,13 @@ class HoldoutResult:
     test_is_oos: np.ndarray
 
 
-def routed_confidence(probs: np.ndarray, oos: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence and correctness of each row as the router uses a tier: the answer is the best
-    in-scope intent (`oos` marks the out-of-scope labels), and a row whose top label is out of
-    scope gets confidence -1 (rejected at any threshold)."""
-    answers = in_scope_answers(probs, oos)
+def routed_confidence(probs: np.ndarray, oos: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence, correctness and answer (a label index) of each row as the router uses a tier: the
+    answer is the best in-scope intent (`oos` marks the out-of-scope labels), and a row whose top
+    label is out of scope gets confidence -1 (rejected at any threshold)."""
+    answers = np.where(oos, -np.inf, probs).argmax(axis=1)
     confidence = np.where(oos[probs.argmax(axis=1)], -1.0, probs[np.arange(len(probs)), answers])
-    return confidence, answers == targets
-
-
-def in_scope_answers(probs: np.ndarray, oos: np.ndarray) -> np.ndarray:
-    """The index of each row's best in-scope label (`oos` marks the out-of-scope labels)."""
-    return np.where(oos, -np.inf, probs).argmax(axis=1)
+    return confidence, answers == targets, answers
 
 
 @dataclass
@@ -222,10 +217,8 @@ def _scores(router: Router, tier_name: str, rows: Sequence[Example]) -> RoutedSc
     logits = np.asarray([tier.logits(r.text) for r in rows], dtype=np.float64).reshape(len(rows), len(tier.labels))
     targets = np.asarray([index.get(r.intent, -1) for r in rows])
     oos = np.asarray([label in router.oos_labels for label in tier.labels])
-    probs = softmax(logits, tier.temperature)
-    confidence, correct = routed_confidence(probs, oos, targets)
-    answers = [tier.labels[i] for i in in_scope_answers(probs, oos)]
-    return RoutedScores(confidence, correct, answers)
+    confidence, correct, answers = routed_confidence(softmax(logits, tier.temperature), oos, targets)
+    return RoutedScores(confidence, correct, [tier.labels[i] for i in answers])
 
 
 def held_out_breakdown(intents: Sequence[str], held: Sequence[str], scored: RoutedScores, threshold: float, top: int = 2) -> list[dict[str, Any]]:

@@ -26,7 +26,9 @@ function base64Bytes(text) {
 /**
  * A field of shape[0] * (shape[1] ?? 1) numbers, row-major: a packed array {dtype: "float32", shape,
  * base64} (version 2) as a Float32Array over the decoded bytes (each value reads as a float64
- * exactly, as runtime_py reads it), or (nested) lists as a Float64Array; like runtime_py's unpack_floats.
+ * exactly, as runtime_py reads it), or (nested) lists as a Float64Array (a non-number as NaN); like
+ * runtime_py's unpack_floats, except that finiteness is left to BowModel and Vectorizer, which check
+ * it for every caller (checking here too would walk the weights twice on the first answer's path).
  * @param {unknown} value @param {[number] | [number, number]} shape @param {string} where
  * @returns {Float32Array | Float64Array}
  */
@@ -68,7 +70,6 @@ export function unpackFloats(value, shape, where) {
       for (let c = 0; c < cols; c++) out[i * cols + c] = typeof row[c] === "number" ? row[c] : NaN;
     }
   }
-  if (!allFinite(out)) throw new BundleError(`${where}: every value must be a finite number`);
   return out;
 }
 
@@ -93,7 +94,7 @@ export class BowModel {
     // One flat typed array: row i starts at i * n.
     if (weights instanceof Float64Array || weights instanceof Float32Array) {
       if (weights.length !== vocab.length * n) throw new RangeError(`weights has ${weights.length} values for ${vocab.length} features x ${n} labels`);
-      if (!allFinite(weights)) throw new TypeError("weights must hold finite numbers");
+      if (!allFinite(weights)) throw new TypeError("weights: every value must be a finite number");
       this.weights = weights;
     } else {
       this.weights = new Float64Array(weights.length * n);

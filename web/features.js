@@ -142,7 +142,7 @@ export class Vectorizer {
     if (this.index.size !== this.vocab.length) throw new RangeError("the vocabulary has duplicate features");
     // float32 values (bow.json version 2) read as float64 exactly, so a Float32Array is kept as it is
     this.idf = idf === null ? null : idf instanceof Float32Array || idf instanceof Float64Array ? idf : Float64Array.from(idf);
-    if (this.idf && !allFinite(this.idf)) throw new TypeError("idf must hold finite numbers");
+    if (this.idf && !allFinite(this.idf)) throw new TypeError("idf: every value must be a finite number");
   }
 
   /** True when every value is a plain count (the reference recipe). */
