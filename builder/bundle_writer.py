@@ -135,7 +135,8 @@ def _new_manifest(name: str) -> dict[str, Any]:
 
 @contextmanager
 def open_bundle(out: str | Path, name: str | None = None, replace: bool = False) -> Iterator[BundleDraft]:
-    """Edit the bundle at `out` (a new one if missing or `replace`); committed when the block ends."""
+    """Edit the bundle at `out` (a new one if missing or `replace`) in a staging folder, swapped in
+    whole when the block ends; `out`'s lock is held meanwhile (builder.atomic.staged_dir)."""
     out = Path(out)
     refuse_foreign_dir(out, lambda d: (d / MANIFEST_NAME).exists(), "an intent bundle (no manifest.json)")
     with staged_dir(out, keep_existing=not replace) as stage:
@@ -153,3 +154,14 @@ def open_bundle(out: str | Path, name: str | None = None, replace: bool = False)
         draft = BundleDraft(stage, data)
         yield draft
         draft.finish()
+
+
+@contextmanager
+def edit_bundle(out: str | Path, draft: BundleDraft | None = None, replace: bool = False) -> Iterator[BundleDraft]:
+    """`draft` itself when given (a step of a larger build: whoever opened it finishes and swaps it
+    in, once, at the end), else :func:`open_bundle` on `out`."""
+    if draft is not None:
+        yield draft
+        return
+    with open_bundle(out, replace=replace) as opened:
+        yield opened

@@ -10,13 +10,16 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from runtime_py import Router
 from runtime_py.errors import IntentKitError
 
 from . import paths
 from .atomic import replace_file
+
+if TYPE_CHECKING:
+    from .bundle_writer import BundleDraft
 
 
 def _log(message: str) -> None:
@@ -128,9 +131,12 @@ def _bow_options(args: argparse.Namespace) -> Any:
 
 
 def train_bow_into_bundle(
-    data: Path, out: Path, options: Any, replace: bool = False, progress: bool = True, handoff_threshold: float | None = None
+    data: Path, out: Path, options: Any, replace: bool = False, progress: bool = True, handoff_threshold: float | None = None,
+    draft: BundleDraft | None = None,
 ) -> Any:
-    from .bundle_writer import open_bundle
+    """Train the BoW tier on the splits in `data` into the bundle at `out` (a new one with `replace`),
+    or into `draft` when given: a step of `build`, which swaps the bundle in at its end."""
+    from .bundle_writer import edit_bundle
     from .datasets import read_splits
     from .oos import record_oos_labels
     from .train_bow import train_bow
@@ -139,8 +145,9 @@ def train_bow_into_bundle(
     _log(f"training the bag-of-words tier on {data}: " + ", ".join(f"{k} {len(v):,}" for k, v in splits.items()))
     result = train_bow(splits, options, log=_log, progress=progress)
     slots_file = data / "slots.json"
-    with open_bundle(out, replace=replace) as draft:
-        draft.write_json("bow.json", result.model)
+    shared = draft is not None
+    with edit_bundle(out, draft, replace=replace) as draft:
+        size = draft.write_json("bow.json", result.model).stat().st_size
         summary = {name: {k: m[k] for k in ("n", "accuracy", "macro_f1", "ece_uncalibrated", "ece") if k in m} for name, m in result.metrics.items()}
         draft.set_tier("bow", "bow", {"model": "bow.json"}, result.labels, metrics=summary, handoff_threshold=handoff_threshold)
         if record_oos_labels(draft.manifest, result.labels, options.oos_labels):
@@ -150,7 +157,7 @@ def train_bow_into_bundle(
     _log(f"best epoch {result.best_epoch}, temperature {result.temperature:.3f}, {result.seconds:.1f} s")
     for name, m in result.metrics.items():
         _log(f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}")
-    _log(f"wrote {out}/ (bow.json {(out / 'bow.json').stat().st_size / 1024:.0f} KiB)")
+    _log(f"staged bow.json ({size / 1024:.0f} KiB)" if shared else f"wrote {out}/ (bow.json {size / 1024:.0f} KiB)")
     return result
 
 
@@ -201,11 +208,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_webgl(bundle: Path, data: Path, seed: int) -> None:
-    """`--webgl` of train and build: the WebGL variant, checked on up to 1,000 validation texts."""
+def _add_webgl(bundle: Path, data: Path, seed: int, draft: BundleDraft | None = None) -> None:
+    """`--webgl` of train and build: the WebGL variant, checked on up to 1,000 validation texts
+    (into `draft` when given)."""
     from .webgl_graph import add_webgl_variant, validation_texts
 
-    add_webgl_variant(bundle, validation_texts(data, 1000, seed), log=_log)
+    add_webgl_variant(bundle, validation_texts(data, 1000, seed), log=_log, draft=draft)
 
 
 def cmd_webgl(args: argparse.Namespace) -> int:
@@ -228,7 +236,47 @@ BUILD_TIERS = ("bow", "transformer")
 BUILD_BOW_HANDOFF = 0.99
 
 
+def build_gap(out: Path, tiers: Sequence[str], webgl: bool) -> str | None:
+    """Why the bundle at `out` lacks part of what `build` was asked for, or None when it has it all:
+    every tier loads cleanly (files checked by size and sha256), each of `tiers` is there, and with
+    `webgl` the transformer tier has a ``model_webgl_<L>`` graph per default pad length, its file
+    matching the manifest.
+
+    Checked on the bundle's contents, not on a "complete" marker: since `build` swaps in one staged
+    folder, manifest written last, any bundle it wrote is whole; what is left to decide is whether
+    the bundle has the parts this request names, and its tiers and files answer that, also for
+    bundles from `train-bow`, `train`, `webgl` or a builder that swapped tiers in one at a time.
+    """
+    from runtime_py.bundle import verified_path
+    from runtime_py.errors import BundleError
+
+    router = Router.from_bundle(out)
+    if router.problems:
+        return router.problems[0]["error"]
+    missing = [t for t in tiers if t not in {tier.name for tier in router.tiers}]
+    if missing:
+        return f"no {', '.join(missing)} tier"
+    if webgl and "transformer" in tiers:
+        from .webgl_graph import DEFAULT_LENGTHS, bucket_lengths, role_for
+
+        spec = next(s for s in router.manifest.tiers if s.name == "transformer")
+        for length in bucket_lengths(DEFAULT_LENGTHS, int(spec.extra.get("max_length") or 128)):
+            entry = spec.files.get(role_for(length))
+            if entry is None:
+                return f"the transformer tier has no WebGL graph for {length} tokens ({role_for(length)})"
+            try:
+                verified_path(out, entry)
+            except BundleError as exc:
+                return str(exc)
+    return None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    """Generate the data, then train every tier into one staging folder beside the bundle and swap
+    it in at the end: until then the previous bundle is untouched, also when the build is killed.
+    The bundle's lock (builder.atomic) is held from the --if-missing check to the swap."""
+    from .atomic import target_lock
+    from .bundle_writer import open_bundle
     from .datasets import write_splits
     from .generate import GenerateOptions, generate
     from .templates import load_templates
@@ -239,36 +287,43 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not tiers or unknown:
         raise IntentKitError(f"--tiers {args.tiers!r}: choose from {', '.join(BUILD_TIERS)}")
     out = Path(args.out) if args.out else paths.default_bundle()
-    if args.if_missing:
-        router = Router.from_bundle(out)
-        if set(tiers) <= {t.name for t in router.tiers} and not router.problems:
-            _log(f"{out} is ready ({', '.join(t.name for t in router.tiers)}); nothing to build")
-            return 0
-        if router.problems and (out / "manifest.json").exists():
-            _log(f"{out} needs a rebuild: {router.problems[0]['error']}")
-    templates = load_templates(args.templates)
-    options = GenerateOptions.from_env(seed=args.seed)
-    data = Path(args.data) if args.data else paths.DEFAULT_DATA
-    steps = 1 + len(tiers)
-    _log(f"[1/{steps}] generating {options.size:,} utterances from {templates.path}")
-    splits, _ = generate(templates, options)
-    write_splits(data, splits, {"slots.json": templates.slot_spec()})
-    step = 1
-    if "bow" in tiers:
-        step += 1
-        _log(f"[{step}/{steps}] training the bag-of-words tier")
-        train_bow_into_bundle(data, out, BowOptions.robust(seed=args.seed), replace=True, progress=not args.quiet,
-                              handoff_threshold=BUILD_BOW_HANDOFF if "transformer" in tiers else None)
-    if "transformer" in tiers:
-        from .train_transformer import TransformerOptions
-        from .transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+    webgl = args.webgl and "transformer" in tiers
+    with target_lock(out):  # repairs what a killed build left beside `out` before anything reads it
+        if args.if_missing:
+            gap = build_gap(out, tiers, webgl)
+            if gap is None:
+                _log(f"{out} is ready ({', '.join(tiers)}{' with WebGL graphs' if webgl else ''}); nothing to build")
+                return 0
+            if (out / "manifest.json").exists():
+                _log(f"{out} needs a rebuild: {gap}")
+        templates = load_templates(args.templates)
+        options = GenerateOptions.from_env(seed=args.seed)
+        data = Path(args.data) if args.data else paths.DEFAULT_DATA
+        steps = 1 + len(tiers)
+        _log(f"[1/{steps}] generating {options.size:,} utterances from {templates.path}")
+        splits, _ = generate(templates, options)
+        write_splits(data, splits, {"slots.json": templates.slot_spec()})
+        # Without the BoW tier the bundle's other tiers are kept (a hard-linked copy is staged).
+        with open_bundle(out, replace="bow" in tiers) as draft:
+            _log(f"staging the new bundle in {draft.root}")
+            step = 1
+            if "bow" in tiers:
+                step += 1
+                _log(f"[{step}/{steps}] training the bag-of-words tier")
+                train_bow_into_bundle(data, out, BowOptions.robust(seed=args.seed), progress=not args.quiet,
+                                      handoff_threshold=BUILD_BOW_HANDOFF if "transformer" in tiers else None, draft=draft)
+            if "transformer" in tiers:
+                from .train_transformer import TransformerOptions
+                from .transformer_build import TransformerBuildOptions, train_transformer_into_bundle
 
-        step += 1
-        _log(f"[{step}/{steps}] fine-tuning the transformer tier ({args.base}, {args.transformer_epochs} epoch(s))")
-        training = TransformerOptions(base=args.base, epochs=args.transformer_epochs, seed=args.seed)
-        train_transformer_into_bundle(data, out, TransformerBuildOptions(training=training), log=_log, progress=not args.quiet)
-        if args.webgl:
-            _add_webgl(out, data, args.seed)
+                step += 1
+                _log(f"[{step}/{steps}] fine-tuning the transformer tier ({args.base}, {args.transformer_epochs} epoch(s))")
+                training = TransformerOptions(base=args.base, epochs=args.transformer_epochs, seed=args.seed)
+                train_transformer_into_bundle(data, out, TransformerBuildOptions(training=training), log=_log,
+                                              progress=not args.quiet, draft=draft)
+                if webgl:
+                    _add_webgl(out, data, args.seed, draft=draft)
+            _log(f"writing the manifest and swapping the new bundle into {out}")
     _log(f"wrote {out}/ with tiers: {', '.join(tiers)}")
     return 0
 
@@ -582,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", help="templates JSON (default: models/templates/finance.json)")
     p.add_argument("--data", help="where the generated data goes (default: models/data/finance)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle loads cleanly with these tiers")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle already has these tiers (and the WebGL graphs, unless --no-webgl), all loading cleanly")
     p.add_argument("--tiers", default=",".join(BUILD_TIERS), help="comma-separated tiers to build (default: %(default)s)")
     p.add_argument("--base", default="minilm-l6", help="transformer base (preset, folder or hub id)")
     p.add_argument("--transformer-epochs", type=_positive(int), default=1,

@@ -115,6 +115,7 @@ def prune_vocabulary(
     allow_changes: bool = False,
     *,
     english_words: int = DEFAULT_ENGLISH_WORDS,
+    work_dir: Path | None = None,
 ) -> tuple[list[str], PruneReport]:
     """Prune the vocabulary of `tokenizer_json` and slice `model`'s word embeddings to match, in place.
 
@@ -122,7 +123,8 @@ def prune_vocabulary(
     `check_texts` defaults to ``builder/data/coverage_sentences.txt``.
     Raises BuildError, leaving the model untouched, when a `check_texts` sentence would be tokenized
     differently, unless `allow_changes` (then the report's ``warnings`` say so). Write the matching
-    tokenizer files with ``write_tokenizer_files(vocab, ...)``.
+    tokenizer files with ``write_tokenizer_files(vocab, ...)``. The trial tokenizer file goes to a
+    temporary folder inside `work_dir` (a build's staging folder: a killed build's goes with it).
     """
     tokenizer_json = Path(tokenizer_json)
     if check_texts is None:
@@ -165,7 +167,7 @@ def prune_vocabulary(
     keep.add(full.unk_token)
     vocab = [t for t in full_vocab if t in keep]
 
-    with tempfile.TemporaryDirectory(prefix="intentkit-prune-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".prune-" if work_dir else "intentkit-prune-", dir=work_dir) as tmp:
         pruned_path = Path(tmp) / "tokenizer.json"
         pruned_path.write_text(json.dumps(_rewrite_config(config, vocab, tokenizer_json, None)), encoding="utf-8")
         pruned = _load_tokenizer(pruned_path)

@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime_py.wordpiece import WordPieceTokenizer
 
-from .bundle_writer import check_same_intents, existing_manifest, open_bundle
+from .bundle_writer import BundleDraft, check_same_intents, edit_bundle, existing_manifest
 from .calibration import choose_threshold, fit_temperature
 from .datasets import intent_labels, read_splits
 from .oos import record_oos_labels
@@ -73,10 +73,13 @@ def train_transformer_into_bundle(
     options: TransformerBuildOptions,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    draft: BundleDraft | None = None,
 ) -> dict[str, Any]:
+    """Fine-tune and add the transformer tier to the bundle at `out`, or to `draft` when given
+    (a step of `build`, which writes every tier into one staging folder and swaps it in once)."""
     training = options.training
     splits = read_splits(data, training.seed)
-    manifest = existing_manifest(out)
+    manifest = draft.manifest if draft is not None else existing_manifest(out)
     if manifest:  # before minutes of training, not after
         check_same_intents(manifest, "transformer", with_oos_label(intent_labels(splits["train"]), training)[0])
     result = train_transformer(splits, training, log=log, progress=progress)
@@ -94,10 +97,11 @@ def train_transformer_into_bundle(
             result.tokenizer_dir / "tokenizer.json",
             keep_texts=[r.text for r in splits["train"]],
             allow_changes=options.allow_prune_changes,
+            work_dir=draft.root if draft is not None else None,
         )
         log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")
     summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "train_seconds": result.seconds}
-    with open_bundle(out) as draft:
+    with edit_bundle(out, draft) as draft:
         write_tokenizer_files(vocab, result.tokenizer_dir, draft.root, training.max_length)
         config = model.encoder.config
         config.id2label = dict(enumerate(labels))
@@ -137,7 +141,7 @@ def train_transformer_into_bundle(
             temperature=temperature,
             threshold=threshold,
             max_length=training.max_length,
-            variants={v.role: {"precision": v.precision, "fused": v.fused, "ops": v.ops, "runtimes": v.runtimes} for v in variants},
+            variants={v.role: v.manifest_entry() for v in variants},
             calibration={"fitted_on": "val", "variant": shipped.role, "target_precision": options.target_precision,
                          "val_coverage": coverage, "val_answer_accuracy": precision},
             metrics=metrics,

@@ -35,11 +35,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import BuildError
+
+if TYPE_CHECKING:
+    from .bundle_writer import BundleDraft
 
 DEFAULT_LENGTHS = (16, 64)
 ROLE_PREFIX = "model_webgl_"
@@ -563,8 +566,10 @@ def add_webgl_variant(
     tier_name: str | None = None,
     max_diff: float = MAX_LOGIT_DIFF,
     log: Callable[[str], None] = print,
+    draft: BundleDraft | None = None,
 ) -> dict[str, Any]:
-    """Add the WebGL variant (one graph per pad length) to the transformer tier of `bundle_dir`.
+    """Add the WebGL variant (one graph per pad length) to the transformer tier of `bundle_dir`, or
+    of `draft` (a ``BundleDraft``) when given: a step of `build`, which swaps the bundle in at its end.
 
     The graphs are checked against the tier's fp32 graph under onnxruntime on `texts`; any argmax
     disagreement or a logit difference over `max_diff` raises BuildError and leaves the bundle as
@@ -572,14 +577,14 @@ def add_webgl_variant(
     """
     from runtime_py.wordpiece import WordPieceTokenizer
 
-    from .bundle_writer import open_bundle
+    from .bundle_writer import edit_bundle
     from .onnx_export import onnx_op_types
 
     bundle_dir = Path(bundle_dir)
-    if not (bundle_dir / "manifest.json").is_file():
+    if draft is None and not (bundle_dir / "manifest.json").is_file():
         raise BuildError(f"{bundle_dir}: not a bundle (no manifest.json)")
     texts = [t for t in texts if isinstance(t, str)]
-    with open_bundle(bundle_dir) as draft:
+    with edit_bundle(bundle_dir, draft) as draft:
         tiers = [t for t in draft.manifest["tiers"] if t["kind"] == "transformer" and (tier_name is None or t["name"] == tier_name)]
         if not tiers:
             raise BuildError(f"{bundle_dir}: no transformer tier{f' named {tier_name!r}' if tier_name else ''} to add a WebGL variant to")
