@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 from .bundle import TierSpec
 from .calibration import softmax
 from .errors import BundleError
+from .jsontypes import is_number
 from .tiers import Tier
 
 
@@ -38,10 +39,11 @@ def blend_setting(spec: TierSpec) -> tuple[str, float, float] | None:
     partner, weight = raw.get("tier"), raw.get("weight")
     if not isinstance(partner, str) or not partner or partner == spec.name:
         raise BundleError(f"{where}.tier: expected the name of another tier, got {partner!r}")
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or not 0 <= weight <= 1:
+    if not is_number(weight) or not 0 <= weight <= 1:
         raise BundleError(f"{where}.weight: expected a number between 0 and 1, got {weight!r}")
-    temperature = raw.get("temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+    temperature = raw.get("temperature")
+    temperature = 1.0 if temperature is None else temperature  # null counts as absent
+    if not is_number(temperature) or temperature <= 0:
         raise BundleError(f"{where}.temperature: expected a positive number, got {temperature!r}")
     return partner, float(weight), float(temperature)
 

@@ -21,10 +21,12 @@ from typing import Any, Mapping, Sequence
 from .calibration import softmax
 from .errors import BundleError
 from .features import FeatureConfig, Vectorizer
+from .jsontypes import is_integer, is_number, is_string_list
 
 BOW_FORMAT = "bow"
 BOW_FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+REQUIRED_FIELDS = ("labels", "vocab", "weights", "bias", "features")
 PACKED_DTYPE = "float32"
 
 
@@ -47,11 +49,15 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
     if isinstance(value, Mapping):
         if value.get("dtype") != PACKED_DTYPE:
             raise BundleError(f"{where}: dtype {value.get('dtype')!r} is not supported (expected {PACKED_DTYPE!r})")
-        if value.get("shape") != list(shape):
-            raise BundleError(f"{where}: shape {value.get('shape')!r} does not match the expected {list(shape)}")
+        given = value.get("shape")
+        if not (isinstance(given, list) and len(given) == len(shape) and all(is_integer(d) and d == n for d, n in zip(given, shape))):
+            raise BundleError(f"{where}: shape {given!r} does not match the expected {list(shape)}")
+        text = value.get("base64")
+        if not isinstance(text, str):
+            raise BundleError(f"{where}: invalid base64 (expected a string, got {type(text).__name__})")
         try:
-            raw = base64.b64decode(value.get("base64", ""), validate=True)
-        except (binascii.Error, TypeError, ValueError) as exc:
+            raw = base64.b64decode(text, validate=True)  # RFC 4648: padded, no whitespace
+        except (binascii.Error, ValueError) as exc:
             raise BundleError(f"{where}: invalid base64 ({exc})") from None
         if len(raw) != 4 * math.prod(shape):
             raise BundleError(f"{where}: {len(raw)} bytes for shape {list(shape)} (expected {4 * math.prod(shape)})")
@@ -75,7 +81,7 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
             if not isinstance(row, list) or len(row) != shape[1]:
                 raise BundleError(f"{where}[{i}] has {_count(row)} values for {shape[1]} labels")
             out.extend(row)
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in out):
+    if not all(map(is_number, out)):
         raise BundleError(f"{where}: every value must be a finite number")
     return [float(v) for v in out]
 
@@ -119,38 +125,43 @@ class BowModel:
         return softmax(self.logits(text), self.temperature)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "bow.json") -> "BowModel":
-        """Validate a parsed ``bow.json`` and build the model; errors name `where` and the field."""
+    def from_json(cls, data: Any, where: str = "bow.json") -> "BowModel":
+        """Validate a parsed ``bow.json`` and build the model; errors name `where` and the field.
+
+        docs/schema/bow.schema.json states the same rules; tests/fixtures/conformance holds the
+        cases both runtimes must agree on."""
         if not isinstance(data, Mapping):
             raise BundleError(f"{where}: expected a JSON object")
-        if data.get("format") != BOW_FORMAT:
-            raise BundleError(f"{where}: not a bag-of-words model (format={data.get('format')!r})")
+        fmt = data.get("format")
+        if fmt != BOW_FORMAT:
+            raise BundleError(f"{where}: format {fmt!r}: not a bag-of-words model (expected {BOW_FORMAT!r})")
         version = data.get("format_version")
-        if version not in READABLE_VERSIONS:
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise BundleError(f"{where}: format_version {version!r} is not supported (this runtime reads "
                               f"{', '.join(map(str, READABLE_VERSIONS))})")
-        try:
-            labels = data["labels"]
-            vocab = data["vocab"]
-            weights = data["weights"]
-            bias = data["bias"]
-            config = FeatureConfig.from_json(data["features"], f"{where}: features")
-        except KeyError as exc:
-            raise BundleError(f"{where}: missing field {exc.args[0]!r}") from None
-        temperature = data.get("temperature", 1.0)
-        idf = data.get("idf")
+        for key in REQUIRED_FIELDS:
+            if key not in data:
+                raise BundleError(f"{where}: {key} is missing (a bow.json has {', '.join(REQUIRED_FIELDS)})")
+        config = FeatureConfig.from_json(data["features"], f"{where}: features")
+        labels, vocab, bias = data["labels"], data["vocab"], data["bias"]
+        if not (isinstance(labels, list) and len(labels) >= 2 and is_string_list(labels, non_empty_items=True)
+                and len(set(labels)) == len(labels)):
+            raise BundleError(f"{where}: labels must be a list of at least two distinct names")
         n_labels = len(labels)
-        if n_labels < 2 or len(set(labels)) != n_labels:
-            raise BundleError(f"{where}: labels must be at least two distinct names")
-        if len(bias) != n_labels:
-            raise BundleError(f"{where}: bias has {len(bias)} values for {n_labels} labels")
         if not isinstance(vocab, list):
             raise BundleError(f"{where}: vocab must be a list of features")
-        flat = unpack_floats(weights, (len(vocab), n_labels), f"{where}: weights")
+        if not isinstance(bias, list) or len(bias) != n_labels:
+            raise BundleError(f"{where}: bias has {_count(bias)} values for {n_labels} labels")
+        if not all(map(is_number, bias)):
+            raise BundleError(f"{where}: bias: every value must be a finite number")
+        flat = unpack_floats(data["weights"], (len(vocab), n_labels), f"{where}: weights")
         weights = [flat[i : i + n_labels] for i in range(0, len(flat), n_labels)]
+        idf = data.get("idf")
         if idf is not None:
             idf = unpack_floats(idf, (len(vocab),), f"{where}: idf")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        temperature = data.get("temperature")
+        temperature = 1.0 if temperature is None else temperature  # null counts as absent
+        if not is_number(temperature) or temperature <= 0:
             raise BundleError(f"{where}: temperature must be a positive number, got {temperature!r}")
         try:
             return cls(labels, config, vocab, weights, bias, temperature, idf)

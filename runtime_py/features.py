@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import BundleError
+from .jsontypes import is_integer
 
 TF_MODES = ("count", "log", "binary")
 NORMS = (None, "l2")
@@ -38,17 +39,27 @@ class FeatureConfig:
     norm: str | None = None
 
     def __post_init__(self) -> None:
-        if self.ngram_max < 1:
-            raise ValueError(f"ngram_max must be >= 1, got {self.ngram_max}")
+        # Each message starts with the setting's name: from_json prefixes it with "features.".
+        if not is_integer(self.ngram_max) or self.ngram_max < 1:
+            raise ValueError(f"ngram_max must be >= 1, got {self.ngram_max!r}")
         if self.char_ngrams is not None:
-            lo, hi = self.char_ngrams
-            if not 1 <= lo <= hi:
-                raise ValueError(f"char_ngrams must be (lo, hi) with 1 <= lo <= hi, got {self.char_ngrams}")
+            pair = self.char_ngrams
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(is_integer, pair)) and 1 <= pair[0] <= pair[1]):
+                raise ValueError(f"char_ngrams must be (lo, hi) with 1 <= lo <= hi, got {pair!r}")
         if self.tf not in TF_MODES:
             raise ValueError(f"tf must be one of {TF_MODES}, got {self.tf!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
-        re.compile(self.token_pattern)
+        if not isinstance(self.lowercase, bool):
+            raise ValueError(f"lowercase must be true or false, got {self.lowercase!r}")
+        if not isinstance(self.token_pattern, str):
+            raise ValueError(f"token_pattern must be a string, got {self.token_pattern!r}")
+        try:
+            groups = re.compile(self.token_pattern).groups
+        except re.error as exc:
+            raise ValueError(f"token_pattern {self.token_pattern!r} is not a valid regular expression ({exc})") from None
+        if groups > 1:  # findall would return tuples; the JavaScript runtime refuses these too
+            raise ValueError(f"token_pattern {self.token_pattern!r} has {groups} groups; at most one is supported")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -56,18 +67,25 @@ class FeatureConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "features") -> "FeatureConfig":
+    def from_json(cls, data: Any, where: str = "features") -> "FeatureConfig":
+        """Validate bow.json's ``features`` object; errors name `where` and the setting."""
+        if not isinstance(data, Mapping):
+            raise BundleError(f"{where}: expected an object")
         known = {"token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"}
         unknown = set(data) - known
         if unknown:
             raise BundleError(f"{where}: unknown feature settings {sorted(unknown)}")
         kwargs = dict(data)
-        if kwargs.get("char_ngrams") is not None:
-            kwargs["char_ngrams"] = tuple(kwargs["char_ngrams"])
+        # JSON cannot tell 2 from 2.0 (JavaScript reads both as 2): whole floats are integers.
+        if is_integer(kwargs.get("ngram_max")):
+            kwargs["ngram_max"] = int(kwargs["ngram_max"])
+        pair = kwargs.get("char_ngrams")
+        if isinstance(pair, list):
+            kwargs["char_ngrams"] = tuple(int(x) if is_integer(x) else x for x in pair)
         try:
             return cls(**kwargs)
-        except (TypeError, ValueError, re.error) as exc:
-            raise BundleError(f"{where}: {exc}") from None
+        except ValueError as exc:
+            raise BundleError(f"{where}.{exc}") from None
 
 
 class FeatureExtractor:
@@ -104,9 +122,12 @@ class Vectorizer:
         self.config = config
         self.extractor = FeatureExtractor(config)
         self.vocab = list(vocab)
+        for i, feat in enumerate(self.vocab):
+            if not isinstance(feat, str):
+                raise ValueError(f"vocab[{i}] is not a string")
         self.index = {feat: i for i, feat in enumerate(self.vocab)}
         if len(self.index) != len(self.vocab):
-            raise ValueError("the vocabulary has duplicate features")
+            raise ValueError("vocab has duplicate features")
         self.idf = list(idf) if idf is not None else None
 
     @property

@@ -45,7 +45,7 @@ class SlotExtractor:
                 case = _CASES[spec.get("case")]
             except (KeyError, TypeError, re.error) as exc:
                 raise BundleError(f"slots.patterns.{slot}: invalid pattern spec ({exc!r})") from None
-            exclude = {str(x).lower() for x in spec.get("exclude", [])}
+            exclude = {str(x).lower() for x in spec.get("exclude") or []}
             for other, vals in every_value.items():
                 if other != slot:
                     exclude |= vals

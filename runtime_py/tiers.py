@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .bow import BowModel
-from .bundle import TierSpec, verified_path
+from .bundle import TierSpec, tier_settings, verified_path
 from .errors import BundleError
 
 
@@ -80,10 +80,8 @@ def load_tier(bundle_dir: Path, spec: TierSpec, check_hash: bool = True, environ
 
 
 def _load_bow(bundle_dir: Path, spec: TierSpec, check_hash: bool, environ: Mapping[str, str]) -> Tier:
-    entry = spec.files.get("model")
-    if entry is None:
-        raise BundleError(f"tier {spec.name!r}: no 'model' file in the manifest")
-    return BowTier(spec.name, BowModel.load(verified_path(bundle_dir, entry, check_hash)))
+    tier_settings(spec)  # the model file is listed
+    return BowTier(spec.name, BowModel.load(verified_path(bundle_dir, spec.files["model"], check_hash)))
 
 
 def _load_transformer(bundle_dir: Path, spec: TierSpec, check_hash: bool, environ: Mapping[str, str]) -> Tier:

@@ -33,13 +33,12 @@ id (attention mask 0), and a batch run one text at a time.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
-from .bundle import TierSpec, read_manifest, verified_path
+from .bundle import DEFAULT_MAX_LENGTH, TierSpec, read_manifest, tier_settings, verified_path
 from .calibration import softmax
 from .errors import BundleError
 from .tiers import Tier
@@ -47,7 +46,6 @@ from .wordpiece import WordPieceTokenizer
 
 DEFAULT_VARIANT = "model"
 DEFAULT_THREADS = 1
-DEFAULT_MAX_LENGTH = 128
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _ORT_INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32"}
 
@@ -216,12 +214,19 @@ def _read_config(path: Path, tier: str) -> tuple[list[str], dict[str, Any]]:
     return labels, config
 
 
-def _positive(value: Any, default: float, what: str) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise BundleError(f"{what}: expected a positive number, got {value!r}")
-    return float(value)
+def cpu_independent(details: Any) -> bool | None:
+    """Whether a variant answers the same on every CPU (docs/BUNDLE.md, int8 roles); None if unknown.
+
+    An int8 graph qualifies when the builder proved its pair sums fit int16 (``max_pair_sum`` at
+    most 32,767, or null for uint8 weights); older int8 bundles did not record it, and their 8-bit
+    weights answer differently on x86 CPUs without VNNI.
+    """
+    if not isinstance(details, dict) or details.get("precision") not in ("int8", "fp32"):
+        return None
+    if details["precision"] == "fp32":
+        return True
+    bound = details.get("max_pair_sum", -1)
+    return bound is None or (isinstance(bound, int) and not isinstance(bound, bool) and 0 <= bound <= 32767)
 
 
 def load_transformer_tier(
@@ -241,17 +246,12 @@ def load_transformer_tier(
     """
     env = os.environ if environ is None else environ
     where = f"tier {spec.name!r}"
+    settings = tier_settings(spec)  # required files, max_length, temperature
+    max_length, temperature = settings["max_length"], settings["temperature"]
     roles = variant_roles(spec)
     role = variant or env.get("INTENT_ONNX_VARIANT", "").strip() or DEFAULT_VARIANT
     if role not in roles:
         raise BundleError(f"{where}: no model variant {role!r} in the manifest (available: {roles or 'none'})")
-    for needed in ("tokenizer", "config"):
-        if needed not in spec.files:
-            raise BundleError(f"{where}: no {needed!r} file in the manifest")
-    max_length = spec.extra.get("max_length", DEFAULT_MAX_LENGTH)
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise BundleError(f"{where}.max_length: expected a whole number >= 2, got {max_length!r}")
-    temperature = _positive(spec.extra.get("temperature"), 1.0, f"{where}.temperature")
     n_threads = _threads(threads, env)
     ort, np = _import_runtime()
 
@@ -291,6 +291,7 @@ def load_transformer_tier(
         "file": spec.files[role].path,
         "bytes": spec.files[role].bytes,
         "precision": details.get("precision") if isinstance(details, dict) else None,
+        "cpu_independent": cpu_independent(details),
         "variants": roles,
         "onnxruntime": getattr(ort, "__version__", "unknown"),
         "threads": n_threads,

@@ -10,6 +10,7 @@ import { allFinite, FeatureConfig, Vectorizer } from "./features.js";
 export const BOW_FORMAT = "bow";
 export const BOW_FORMAT_VERSION = 2;
 export const READABLE_VERSIONS = [1, 2];
+const REQUIRED_FIELDS = ["labels", "vocab", "weights", "bias", "features"];
 const PACKED_DTYPE = "float32";
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -49,6 +50,11 @@ export function unpackFloats(value, shape, where) {
       throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);
     }
     if (bytes.byteLength !== 4 * total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${4 * total})`);
+    // atob skips whitespace and accepts missing padding; RFC 4648 (and runtime_py) do not. With the
+    // byte count right, any such text is longer or shorter than the padded encoding: no scan needed.
+    if (v.base64.length !== 4 * Math.ceil(bytes.byteLength / 3)) {
+      throw new BundleError(`${where}: invalid base64 (${v.base64.length} characters for ${bytes.byteLength} bytes: expected padded RFC 4648 without whitespace)`);
+    }
     if (LITTLE_ENDIAN) {
       const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(); // a Float32Array view needs 4-byte alignment
       out = new Float32Array(aligned.buffer, aligned.byteOffset, total);
@@ -146,31 +152,33 @@ export class BowModel {
 
   /**
    * Validate a parsed bow.json and build the model; errors name `where` and the field.
+   * docs/schema/bow.schema.json states the same rules; tests/fixtures/conformance holds the cases
+   * both runtimes must agree on.
    * @param {unknown} data
    * @param {string} [where]
    */
   static fromJson(data, where = "bow.json") {
     if (!isObject(data)) throw new BundleError(`${where}: expected a JSON object`);
     const d = /** @type {Record<string, any>} */ (data);
-    if (d.format !== BOW_FORMAT) throw new BundleError(`${where}: not a bag-of-words model (format=${JSON.stringify(d.format)})`);
+    if (d.format !== BOW_FORMAT) throw new BundleError(`${where}: format ${JSON.stringify(d.format)}: not a bag-of-words model (expected "${BOW_FORMAT}")`);
     if (!READABLE_VERSIONS.includes(d.format_version)) {
       throw new BundleError(`${where}: format_version ${JSON.stringify(d.format_version)} is not supported (this runtime reads ${READABLE_VERSIONS.join(", ")})`);
     }
-    for (const field of ["labels", "vocab", "weights", "bias", "features"]) {
-      if (!(field in d)) throw new BundleError(`${where}: missing field ${JSON.stringify(field)}`);
+    for (const field of REQUIRED_FIELDS) {
+      if (!(field in d)) throw new BundleError(`${where}: ${field} is missing (a bow.json has ${REQUIRED_FIELDS.join(", ")})`);
     }
     const config = FeatureConfig.fromJson(d.features, `${where}: features`);
     const { labels, vocab, bias } = d;
-    const temperature = d.temperature ?? 1.0;
-    if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) {
-      throw new BundleError(`${where}: labels must be a list of names`);
+    const n = Array.isArray(labels) ? labels.length : 0;
+    if (n < 2 || !labels.every((l) => typeof l === "string" && l) || new Set(labels).size !== n) {
+      throw new BundleError(`${where}: labels must be a list of at least two distinct names`);
     }
-    if (!Array.isArray(vocab) || !Array.isArray(bias)) throw new BundleError(`${where}: vocab and bias must be lists`);
-    const n = labels.length;
-    if (n < 2 || new Set(labels).size !== n) throw new BundleError(`${where}: labels must be at least two distinct names`);
-    if (bias.length !== n) throw new BundleError(`${where}: bias has ${bias.length} values for ${n} labels`);
+    if (!Array.isArray(vocab)) throw new BundleError(`${where}: vocab must be a list of features`);
+    if (!Array.isArray(bias) || bias.length !== n) throw new BundleError(`${where}: bias has ${count(bias)} values for ${n} labels`);
+    if (!bias.every((v) => typeof v === "number" && Number.isFinite(v))) throw new BundleError(`${where}: bias: every value must be a finite number`);
     const weights = unpackFloats(d.weights, [vocab.length, n], `${where}: weights`);
     const idf = d.idf === null || d.idf === undefined ? null : unpackFloats(d.idf, [vocab.length], `${where}: idf`);
+    const temperature = d.temperature ?? 1.0; // null counts as absent
     if (!(typeof temperature === "number" && Number.isFinite(temperature) && temperature > 0)) {
       throw new BundleError(`${where}: temperature must be a positive number, got ${JSON.stringify(temperature)}`);
     }

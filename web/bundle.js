@@ -8,12 +8,20 @@ export const BUNDLE_FORMAT = "edge-intent-bundle";
 export const BUNDLE_FORMAT_VERSION = 1;
 export const MANIFEST_NAME = "manifest.json";
 export const FALLBACK_INTENT = "clarify";
+/** File roles a tier of each kind needs (docs/BUNDLE.md); other roles are optional. */
+export const TIER_FILE_ROLES = Object.freeze({ bow: ["model"], transformer: ["model", "tokenizer", "config"] });
+export const DEFAULT_MAX_LENGTH = 128;
+const SLOT_CASES = [null, "upper", "lower"];
+// Absolute paths, ".." segments, and characters a file system (\, the ":" of a drive letter) or a
+// URL (the ":" of a scheme, "%" as in %2e%2e, "?", "#") reads differently from a relative path.
+const UNSAFE_PATH_CHARS = /[\\:%?#\u0000-\u001f\u007f]/;
 export const CACHE_NAME = "edge-intent-kit-bundle-v1";
 /** RemoteBundle.facts() before a bundle is open. */
 export const NO_BUNDLE_FACTS = Object.freeze({ verified: null, cache: null, name: null, labels: [] });
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isProbability = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1;
+const isStringList = (v, nonEmpty = false) => Array.isArray(v) && v.every((x) => typeof x === "string" && (x.length > 0 || !nonEmpty));
 
 /**
  * @typedef {{path: string, bytes: number, sha256: string}} FileEntry
@@ -36,8 +44,11 @@ function fileEntry(data, where) {
   if (!isObject(data)) throw new BundleError(`${where}: expected an object with path, bytes and sha256`);
   const { path, bytes, sha256 } = data;
   if (typeof path !== "string" || !path) throw new BundleError(`${where}.path: expected a relative file path`);
-  if (path.startsWith("/") || path.split("/").includes("..") || path.includes("\\")) {
-    throw new BundleError(`${where}.path: ${JSON.stringify(path)} points outside the bundle`);
+  if (path.startsWith("/") || path.split("/").includes("..") || UNSAFE_PATH_CHARS.test(path)) {
+    throw new BundleError(
+      `${where}.path: ${JSON.stringify(path)} points outside the bundle (bundle paths are relative, '/'-separated, ` +
+        "without '..' segments or any of \\ : % ? # and control characters)",
+    );
   }
   if (!Number.isInteger(bytes) || bytes < 0) throw new BundleError(`${where}.bytes: expected a file size, got ${JSON.stringify(bytes)}`);
   if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
@@ -46,8 +57,37 @@ function fileEntry(data, where) {
   return { path, bytes, sha256: sha256.toLowerCase() };
 }
 
+/** `data` is null/undefined or an object of name -> list of strings. */
+function stringLists(data, where, what) {
+  if (data === undefined || data === null) return;
+  if (!isObject(data)) throw new BundleError(`${where}: expected an object of ${what}`);
+  for (const [key, value] of Object.entries(data)) {
+    if (!isStringList(value)) throw new BundleError(`${where}.${key}: expected a list of strings, got ${JSON.stringify(value)}`);
+  }
+}
+
+/** The shape of manifest.slots (the patterns' regular expressions are compiled by the SlotExtractor). */
+function checkSlots(slots, where) {
+  stringLists(slots.values, `${where}.values`, "slot name -> known values");
+  stringLists(slots.required, `${where}.required`, "intent -> required slot names");
+  const patterns = slots.patterns;
+  if (patterns === undefined || patterns === null) return;
+  if (!isObject(patterns)) throw new BundleError(`${where}.patterns: expected an object of slot name -> pattern`);
+  for (const [slot, spec] of Object.entries(patterns)) {
+    const at = `${where}.patterns.${slot}`;
+    if (!isObject(spec)) throw new BundleError(`${at}: expected an object with regex, case and exclude`);
+    if (typeof spec.regex !== "string") throw new BundleError(`${at}.regex: expected a regular expression, got ${JSON.stringify(spec.regex)}`);
+    if (!SLOT_CASES.includes(spec.case ?? null)) throw new BundleError(`${at}.case: expected "upper", "lower" or null, got ${JSON.stringify(spec.case)}`);
+    if (spec.exclude !== undefined && spec.exclude !== null && !isStringList(spec.exclude)) {
+      throw new BundleError(`${at}.exclude: expected a list of strings, got ${JSON.stringify(spec.exclude)}`);
+    }
+  }
+}
+
 /**
  * Validate a parsed manifest.json, as runtime_py's parse_manifest does; errors name `where` and the field.
+ * Checks the content only (no file is read); docs/schema/manifest.schema.json states the same rules and
+ * tests/fixtures/conformance holds the cases both runtimes must agree on. A null optional field counts as absent.
  * @param {unknown} data
  * @param {string} [where]
  * @returns {Manifest}
@@ -56,26 +96,34 @@ export function parseManifest(data, where = MANIFEST_NAME) {
   if (!isObject(data)) throw new BundleError(`${where}: expected a JSON object`);
   const d = /** @type {Record<string, any>} */ (data);
   if (d.format !== BUNDLE_FORMAT) {
-    throw new BundleError(`${where}: not an intent bundle (format=${JSON.stringify(d.format)}, expected ${JSON.stringify(BUNDLE_FORMAT)})`);
+    throw new BundleError(`${where}: format ${JSON.stringify(d.format)}: not an intent bundle (expected ${JSON.stringify(BUNDLE_FORMAT)})`);
   }
   if (d.format_version !== BUNDLE_FORMAT_VERSION) {
     throw new BundleError(
       `${where}: format_version ${JSON.stringify(d.format_version)} is not supported (this runtime reads ${BUNDLE_FORMAT_VERSION}); rebuild the bundle`,
     );
   }
+  const name = d.name ?? null;
+  if (name !== null && typeof name !== "string") throw new BundleError(`${where}.name: expected a string, got ${JSON.stringify(name)}`);
   const labels = d.labels;
-  if (!Array.isArray(labels) || !labels.length || !labels.every((x) => typeof x === "string" && x)) {
+  if (!Array.isArray(labels) || !labels.length || !isStringList(labels, true)) {
     throw new BundleError(`${where}.labels: expected a non-empty list of intent names`);
+  }
+  const twice = labels.find((label, i) => labels.indexOf(label) !== i);
+  if (twice !== undefined) throw new BundleError(`${where}.labels: ${JSON.stringify(twice)} appears twice`);
+  const fallback = d.fallback_intent ?? null;
+  if (fallback !== null && !(typeof fallback === "string" && fallback)) {
+    throw new BundleError(`${where}.fallback_intent: expected an intent name, got ${JSON.stringify(fallback)}`);
   }
   if (!Array.isArray(d.tiers)) throw new BundleError(`${where}.tiers: expected a list`);
   const seen = new Set();
   const tiers = d.tiers.map((tier, i) => {
     const at = `${where}.tiers[${i}]`;
     if (!isObject(tier)) throw new BundleError(`${at}: expected an object`);
-    const { name, kind, files } = tier;
-    if (typeof name !== "string" || !name) throw new BundleError(`${at}.name: expected a tier name`);
-    if (seen.has(name)) throw new BundleError(`${at}.name: tier ${JSON.stringify(name)} appears twice`);
-    seen.add(name);
+    const { name: tierName, kind, files } = tier;
+    if (typeof tierName !== "string" || !tierName) throw new BundleError(`${at}.name: expected a tier name`);
+    if (seen.has(tierName)) throw new BundleError(`${at}.name: tier ${JSON.stringify(tierName)} appears twice`);
+    seen.add(tierName);
     if (typeof kind !== "string" || !kind) throw new BundleError(`${at}.kind: expected a tier kind such as 'bow'`);
     if (!isObject(files) || !Object.keys(files).length) throw new BundleError(`${at}.files: expected an object of role -> file entry`);
     /** @type {Record<string, FileEntry>} */
@@ -84,7 +132,7 @@ export function parseManifest(data, where = MANIFEST_NAME) {
     const extra = {};
     for (const [k, v] of Object.entries(tier)) if (!["name", "kind", "files", "threshold", "handoff_threshold"].includes(k)) extra[k] = v;
     return {
-      name,
+      name: tierName,
       kind,
       files: entries,
       threshold: probability(tier.threshold, `${at}.threshold`),
@@ -94,26 +142,49 @@ export function parseManifest(data, where = MANIFEST_NAME) {
   });
   const routing = d.routing ?? {};
   if (!isObject(routing)) throw new BundleError(`${where}.routing: expected an object`);
-  const margin = routing.margin ?? null;
-  if (margin !== null && !isProbability(margin)) {
-    throw new BundleError(`${where}.routing.margin: expected a number between 0 and 1, got ${JSON.stringify(margin)}`);
-  }
+  const margin = probability(routing.margin, `${where}.routing.margin`);
   const oos = routing.oos_labels ?? [];
-  if (!Array.isArray(oos) || !oos.every((x) => typeof x === "string" && x)) {
+  if (!isStringList(oos, true)) {
     throw new BundleError(`${where}.routing.oos_labels: expected a list of label names, got ${JSON.stringify(oos)}`);
   }
   const slots = d.slots ?? {};
   if (!isObject(slots)) throw new BundleError(`${where}.slots: expected an object`);
+  checkSlots(slots, `${where}.slots`);
   return {
-    name: String(d.name ?? ""),
+    name: name ?? "",
     labels: labels.slice(),
     tiers,
-    fallback_intent: String(d.fallback_intent ?? FALLBACK_INTENT),
+    fallback_intent: fallback ?? FALLBACK_INTENT,
     margin,
     oos_labels: oos.slice(),
     slots,
     raw: d,
   };
+}
+
+/**
+ * What a tier's loader checks in the manifest before it reads a file, as runtime_py's tier_settings:
+ * the file roles its kind needs and, for a transformer, max_length and temperature (returned with
+ * their defaults). Kinds this runtime does not know pass; blend is checked by blend.js's blendSetting.
+ * @param {TierSpec} spec
+ * @returns {{maxLength?: number, temperature?: number}}
+ */
+export function tierSettings(spec) {
+  const where = `tier ${JSON.stringify(spec.name)}`;
+  const roles = TIER_FILE_ROLES[/** @type {keyof typeof TIER_FILE_ROLES} */ (spec.kind)] ?? [];
+  for (const role of roles) {
+    if (!Object.hasOwn(spec.files, role)) {
+      throw new BundleError(`${where}: files.${role}: no '${role}' file in the manifest (a ${spec.kind} tier needs ${roles.join(", ")})`);
+    }
+  }
+  if (spec.kind !== "transformer") return {};
+  const maxLength = spec.extra.max_length ?? DEFAULT_MAX_LENGTH;
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw new BundleError(`${where}.max_length: expected a whole number >= 2, got ${JSON.stringify(maxLength)}`);
+  const temperature = spec.extra.temperature ?? 1.0;
+  if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature <= 0) {
+    throw new BundleError(`${where}.temperature: expected a positive number, got ${JSON.stringify(temperature)}`);
+  }
+  return { maxLength, temperature };
 }
 
 /** Lower-case hex sha256 of `bytes`, or null where WebCrypto is unavailable (insecure origins). */

@@ -3,7 +3,7 @@
 // backend that cannot run says why and the tier falls back to WASM.
 
 import { BowModel, BowTier } from "./bow.js";
-import { NO_BUNDLE_FACTS, RemoteBundle, selectTiers } from "./bundle.js";
+import { NO_BUNDLE_FACTS, RemoteBundle, selectTiers, tierSettings } from "./bundle.js";
 import { BACKENDS, importOrt, probeBackend, wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { Router } from "./router.js";
@@ -96,8 +96,8 @@ export class JsEngine {
   }
 
   async loadBow(spec, entry) {
+    tierSettings(spec); // the model file is listed
     const file = spec.files.model;
-    if (!file) throw new Error(`tier ${JSON.stringify(spec.name)}: no 'model' file in the manifest`);
     const got = await this.bundle.json(file);
     Object.assign(entry, { bytes: file.bytes, from_cache: got.fromCache, download_ms: got.ms });
     return new BowTier(spec.name, BowModel.fromJson(got.data, this.bundle.url(file.path)));
@@ -105,6 +105,7 @@ export class JsEngine {
 
   /** The transformer on the requested backend, else on WASM with the reason recorded. */
   async loadTransformer(spec, entry) {
+    tierSettings(spec); // files, max_length and temperature, before any download
     const wanted = BACKENDS.includes(this.requested) ? this.requested : "wasm";
     if (wanted !== this.requested) this.fallbackReason = `unknown backend ${JSON.stringify(this.requested)}; using wasm`;
     const [tokenizer, config] = await Promise.all([this.bundle.json(spec.files.tokenizer), this.bundle.json(spec.files.config)]);

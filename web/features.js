@@ -35,8 +35,12 @@ export class FeatureConfig {
     this.char_ngrams = char_ngrams ? [char_ngrams[0], char_ngrams[1]] : null;
     this.tf = tf;
     this.norm = norm;
-    // Throws SyntaxError for a pattern that Python or this converter refuses.
-    this.tokenRegExp = pythonRegExp(token_pattern, "g");
+    try {
+      this.tokenRegExp = pythonRegExp(token_pattern, "g");
+    } catch (error) {
+      // A pattern that Python or this converter refuses.
+      throw new SyntaxError(`token_pattern ${JSON.stringify(token_pattern)} is not a valid regular expression (${/** @type {Error} */ (error).message})`);
+    }
     const groups = new RegExp(this.tokenRegExp.source + "|", "u").exec("").length - 1;
     if (groups > 1) throw new SyntaxError(`token_pattern ${JSON.stringify(token_pattern)} has ${groups} groups; at most one is supported`);
     this.tokenGroup = groups;
@@ -55,7 +59,8 @@ export class FeatureConfig {
     try {
       return new FeatureConfig(/** @type {any} */ (data));
     } catch (error) {
-      throw new BundleError(`${where}: ${/** @type {Error} */ (error).message}`);
+      // The constructor's messages start with the setting's name: "features.ngram_max must be ...".
+      throw new BundleError(`${where}.${/** @type {Error} */ (error).message}`);
     }
   }
 
@@ -139,7 +144,7 @@ export class Vectorizer {
       if (typeof this.vocab[i] !== "string") throw new TypeError(`vocab[${i}] is not a string`);
       this.index.set(this.vocab[i], i);
     }
-    if (this.index.size !== this.vocab.length) throw new RangeError("the vocabulary has duplicate features");
+    if (this.index.size !== this.vocab.length) throw new RangeError("vocab has duplicate features");
     // float32 values (bow.json version 2) read as float64 exactly, so a Float32Array is kept as it is
     this.idf = idf === null ? null : idf instanceof Float32Array || idf instanceof Float64Array ? idf : Float64Array.from(idf);
     if (this.idf && !allFinite(this.idf)) throw new TypeError("idf: every value must be a finite number");

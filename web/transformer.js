@@ -5,10 +5,11 @@
 // ort.webgpu.min.mjs, ort.webgl.min.mjs), so this module runs anywhere, Node included.
 
 import { softmax } from "./calibration.js";
+import { DEFAULT_MAX_LENGTH, tierSettings } from "./bundle.js";
 import { BundleError } from "./errors.js";
 import { WordPieceTokenizer } from "./wordpiece.js";
 
-export const DEFAULT_MAX_LENGTH = 128;
+export { DEFAULT_MAX_LENGTH };
 export const MODEL_INPUTS = ["input_ids", "attention_mask", "token_type_ids"];
 /** The ORT execution provider of each backend name. */
 export const EXECUTION_PROVIDERS = { wasm: "wasm", webgpu: "webgpu", webgl: "webgl" };
@@ -89,12 +90,6 @@ export function labelsFromConfig(config, where) {
   }
   if (new Set(labels).size !== n) throw new BundleError(`${where}: id2label must map to distinct intent names`);
   return labels;
-}
-
-function positive(value, fallback, what) {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) throw new BundleError(`${what}: expected a positive number, got ${JSON.stringify(value)}`);
-  return value;
 }
 
 /** A transformer classifier as a router tier. */
@@ -271,9 +266,7 @@ export class TransformerTier {
  */
 export async function createTransformerTier({ spec, bundleLabels, role, model, tokenizerJson, config, ort, backend, buckets = null, loadModel = null, info = {} }) {
   const where = `tier ${JSON.stringify(spec.name)}`;
-  const maxLength = spec.extra.max_length ?? DEFAULT_MAX_LENGTH;
-  if (!Number.isInteger(maxLength) || maxLength < 2) throw new BundleError(`${where}.max_length: expected a whole number >= 2, got ${JSON.stringify(maxLength)}`);
-  const temperature = positive(spec.extra.temperature, 1.0, `${where}.temperature`);
+  const { maxLength, temperature } = /** @type {{maxLength: number, temperature: number}} */ (tierSettings(spec));
   const labels = labelsFromConfig(config, `${where}: config.json`);
   const wanted = new Set(bundleLabels);
   if (labels.length !== wanted.size || !labels.every((l) => wanted.has(l))) {
