@@ -3,7 +3,7 @@
 #   make test   the whole test suite: Python (pytest), JavaScript (node --test), browser (Playwright +
 #               Chromium), and the browser benchmark's short mode
 # Both first install what they need: .venv with the pinned versions of constraints.txt, the npm
-# packages of package-lock.json and, for the browser tests, Debian's Chromium.
+# packages of package-lock.json and, for the tests, Debian's Chromium and qemu-user.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,6 +17,7 @@ RUNTIME_FIXTURES := $(GENERATED)/runtime/manifest.json
 
 NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+QEMU := /usr/bin/qemu-x86_64
 
 .PHONY: demo test test-py test-js test-e2e test-bench test-slow fixtures bench bench-browser node chromium clean
 
@@ -39,6 +40,11 @@ chromium: $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
+# qemu-user runs onnxruntime on an emulated AVX2-only CPU (no VNNI): tests/test_int8_cpu.py checks
+# that int8 answers do not depend on the CPU, whichever CPU the tests run on.
+$(QEMU):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user
+
 demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m builder serve
 
@@ -48,13 +54,13 @@ $(WORDPIECE_FIXTURES): $(STAMP) tests/make_wordpiece_fixtures.py models/template
 	$(PY) tests/make_wordpiece_fixtures.py --out $(GENERATED)/wordpiece --extra $(GENERATED)/finance
 
 # runtime_py's answers on small bundles, for the JavaScript runtime's parity tests (web/runtime.test.js).
-$(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_py/*.py)
+$(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_py/*.py) $(wildcard builder/*.py)
 	$(PY) tests/make_runtime_fixtures.py --out $(GENERATED)/runtime
 
 fixtures: $(WORDPIECE_FIXTURES) $(RUNTIME_FIXTURES)
 
 # node_modules too: the server and site tests check the vendored browser runtime.
-test-py: $(STAMP) $(NODE_STAMP) fixtures
+test-py: $(STAMP) $(NODE_STAMP) $(QEMU) fixtures
 	$(PY) -m pytest
 
 test-js: $(NODE_STAMP) fixtures

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from builder.int8_safety import describe_cpu  # noqa: E402
 from runtime_py.bundle import TierSpec, read_manifest  # noqa: E402
 from runtime_py.transformer import TransformerTier, load_transformer_tier, variant_roles  # noqa: E402
 from runtime_py.wordpiece import Encoding, WordPieceTokenizer  # noqa: E402
@@ -176,7 +177,8 @@ def markdown(report: dict[str, Any]) -> str:
     head = "| variant | file | precision | MB | size vs fp32 | " + " | ".join(
         f"{n} tok median ms | {n} tok p95 ms | {n} tok speed-up" for n in lengths
     ) + " | load s |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines = [f"Native onnxruntime {report['machine']['onnxruntime']} on {report['machine']['cpu']}, {report['settings']['threads']} thread(s).", "",
+             head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = [r["role"], f"`{r['file']}`", r["precision"] or "?", f"{r['bytes'] / 1e6:.1f}",
                  f"{r['bytes'] / ref['bytes']:.2f}" if ref else "-"]
@@ -229,7 +231,7 @@ def main() -> int:
         base=args.base,
         settings={k: getattr(args, k) for k in ("threads", "runs", "rounds", "warmup", "inputs")},
         machine={"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "cpus": os.cpu_count(),
-                 "platform": platform.platform(), "loadavg_after": os.getloadavg()},
+                 "cpu": describe_cpu(), "platform": platform.platform(), "loadavg_after": os.getloadavg()},
         date=time.strftime("%Y-%m-%d"),
     )
     print(markdown(report))

@@ -2,10 +2,15 @@
 // Chromium, without a browser): session creation, then warm medians at one length, interleaved
 // (docs/BENCHMARKS.md, "Pre-fused graphs in WASM"). Prints the first logits, to compare outputs.
 //
-//   [THREADS=1] [LEN=16] [ROUNDS=7] node benchmarks/wasm_graphs.mjs A.onnx B.onnx ...
+//   [THREADS=1] [LEN=16] [ROUNDS=7] [FEEDS=feeds.json OUT=out.json] node benchmarks/wasm_graphs.mjs A.onnx B.onnx ...
+//
+// FEEDS: a JSON list of encodings ({"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]},
+// one text each, batch 1); with OUT, every graph's first output for each of them is written there
+// with the timings ({"graphs": [{path, create_ms, median_ms, medians_ms, logits: [[...], ...]}]}).
 //
 // The first session also pays for instantiating the WebAssembly module: compare creation times
 // from separate runs, inference medians within one.
+import { readFileSync, writeFileSync } from "node:fs";
 import * as ort from "onnxruntime-web";
 
 ort.env.wasm.numThreads = Number(process.env.THREADS ?? 1);
@@ -13,20 +18,27 @@ ort.env.logLevel = "error";
 const length = Number(process.env.LEN ?? 16);
 const rounds = Number(process.env.ROUNDS ?? 7);
 const ids = BigInt64Array.from({ length }, (_, i) => BigInt(i === 0 ? 101 : i === length - 1 ? 102 : 1000 + 37 * i));
+const encodings = process.env.FEEDS ? JSON.parse(readFileSync(process.env.FEEDS, "utf8")) : [];
 
-function feeds(session) {
-  const make = (data) => new ort.Tensor("int64", data, [1, length]);
-  const by = { input_ids: ids, attention_mask: new BigInt64Array(length).fill(1n) };
-  return Object.fromEntries(session.inputNames.map((name) => [name, make(by[name] ?? new BigInt64Array(length))]));
+function tensors(session, by) {
+  const n = by.input_ids.length;
+  const make = (name) => new ort.Tensor("int64", by[name] ?? new BigInt64Array(n), [1, n]);
+  return Object.fromEntries(session.inputNames.map((name) => [name, make(name)]));
 }
+
+const timed = { input_ids: ids, attention_mask: new BigInt64Array(length).fill(1n) };
+const asBigInts = (enc) => Object.fromEntries(Object.entries(enc).map(([k, v]) => [k, BigInt64Array.from(v, BigInt)]));
 
 const runs = [];
 for (const path of process.argv.slice(2)) {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(path, { executionProviders: ["wasm"] });
-  const input = feeds(session);
+  const input = tensors(session, timed);
   const out = await session.run(input);
-  runs.push({ path, session, input, create: performance.now() - t0, logits: Array.from(Object.values(out)[0].data).slice(0, 4), medians: [] });
+  const create = performance.now() - t0;
+  const logits = [];
+  for (const enc of encodings) logits.push(Array.from(Object.values(await session.run(tensors(session, asBigInts(enc))))[0].data));
+  runs.push({ path, session, input, create, first: Array.from(Object.values(out)[0].data).slice(0, 4), logits, medians: [] });
 }
 for (const r of runs) for (const t = performance.now(); performance.now() - t < 1500; ) await r.session.run(r.input); // tier-up
 for (let i = 0; i < rounds; i++) {
@@ -40,7 +52,11 @@ for (let i = 0; i < rounds; i++) {
     r.medians.push(times.sort((a, b) => a - b)[20]);
   }
 }
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const r of runs) {
-  const sorted = [...r.medians].sort((a, b) => a - b);
-  console.log(`${r.path}: session ${r.create.toFixed(0)} ms; medians ${r.medians.map((m) => m.toFixed(2)).join(" ")} -> ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} ms; logits ${r.logits.map((v) => v.toFixed(4)).join(", ")}`);
+  console.log(`${r.path}: session ${r.create.toFixed(0)} ms; medians ${r.medians.map((m) => m.toFixed(2)).join(" ")} -> ${median(r.medians).toFixed(2)} ms; logits ${r.first.map((v) => v.toFixed(4)).join(", ")}`);
+}
+if (process.env.OUT) {
+  const graphs = runs.map((r) => ({ path: r.path, create_ms: r.create, median_ms: median(r.medians), medians_ms: r.medians, logits: r.logits }));
+  writeFileSync(process.env.OUT, JSON.stringify({ threads: ort.env.wasm.numThreads, length, graphs }));
 }

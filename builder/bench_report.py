@@ -117,7 +117,7 @@ def format_markdown(report: dict[str, Any], command: str | None = None) -> str:
         )
     out.append("")
     out.extend(first_answer_table(report))
-    out.append(f"| runtime_py, native (reference) | {lengths[0]}: median / p95 | {lengths[1]}: median / p95 |")
+    out.append(f"| runtime_py, native (reference), {m['cpu']} | {lengths[0]}: median / p95 | {lengths[1]}: median / p95 |")
     out.append("|---|---|---|")
     for n in report["native"]:
         out.append(f"| {n['label']} | {_pair(n['sets'].get(names[0]))} | {_pair(n['sets'].get(names[1]))} |")

@@ -9,9 +9,14 @@ Variants (Hugging Face / transformers.js layout names, under ``onnx/``):
 
 Quantization choice (measured on all-MiniLM-L6-v2 with a random 11-way head, see
 tests/test_onnx_pipeline.py and the build report): weights of MatMul and Gemm per output channel
-(QInt8, symmetric), plus the embedding tables (Gather), which are most of the file; activations
-are quantized dynamically at run time (uint8). Per-tensor MatMul weights changed the argmax far
-more often than per-channel ones, and quantizing the embeddings alone changed none.
+(symmetric), plus the embedding tables (Gather), which are most of the file; activations are
+quantized dynamically at run time (uint8). Per-tensor MatMul weights changed the argmax far more
+often than per-channel ones, and quantizing the embeddings alone changed none.
+
+The weights are 7-bit (`INT8_SCHEMES`, ``u8s7``): 8-bit ones overflow the int16 pair sums of
+onnxruntime's u8×s8 kernel on x86 CPUs without VNNI, so the same file answered differently there
+(builder/int8_safety.py; docs/BENCHMARKS.md, "int8 on every CPU", for the comparison of schemes).
+Every published int8 graph is proven free of that overflow before it is written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BuildError
+from .int8_safety import max_pair_sum, require_no_saturation
 from .onnx_export import onnx_op_types
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,27 @@ log = logging.getLogger(__name__)
 QUANT_OPS = ("MatMul", "Gemm", "Gather")
 NATIVE_SPEEDUP = 0.95  # keep the fused variant only when its median is below 95% of the plain int8 one
 FUSED_MARKERS = ("com.microsoft.Attention", "com.microsoft.MultiHeadAttention", "com.microsoft.QAttention")
+
+
+@dataclass(frozen=True)
+class Int8Scheme:
+    """How dynamic int8 stores the weights of MatMul/Gemm (activations are always uint8 at run time)."""
+
+    name: str
+    weight_type: str  # onnxruntime.quantization.QuantType member name
+    reduce_range: bool
+    summary: str
+
+
+INT8_SCHEMES = {
+    s.name: s
+    for s in (
+        Int8Scheme("u8s8", "QInt8", False, "8-bit signed weights: int16 pair sums overflow on x86 without VNNI"),
+        Int8Scheme("u8s7", "QInt8", True, "7-bit signed weights (reduce_range): no overflow on any CPU"),
+        Int8Scheme("u8u8", "QUInt8", False, "8-bit unsigned weights: a kernel without 16-bit pair sums"),
+    )
+}
+DEFAULT_INT8_SCHEME = "u8s7"
 
 
 def _tmp_sibling(dst: Path, suffix: str = ".onnx") -> Path:
@@ -55,8 +82,10 @@ def quantize_int8(
     per_channel: bool = True,
     *,
     op_types: tuple[str, ...] = QUANT_OPS,
+    scheme: str = DEFAULT_INT8_SCHEME,
 ) -> Path:
-    """Dynamic int8 (QInt8 weights) of `src` into `dst`, atomically; `op_types` picks the quantized ops.
+    """Dynamic int8 of `src` into `dst`, atomically; `op_types` picks the quantized ops, `scheme` the
+    weight format (`INT8_SCHEMES`).
 
     Works on plain and on fused (contrib-op) graphs: ``DefaultTensorType`` FLOAT lets the quantizer
     type tensors that onnx shape inference cannot (contrib-op outputs). Every temporary file lives
@@ -66,10 +95,13 @@ def quantize_int8(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src, dst = Path(src), Path(dst)
+    if scheme not in INT8_SCHEMES:
+        raise BuildError(f"int8 scheme {scheme!r}: choose from {', '.join(INT8_SCHEMES)}")
+    chosen = INT8_SCHEMES[scheme]
     if not src.is_file():
         raise BuildError(f"{src}: no such ONNX file to quantize")
     tmp = _tmp_sibling(dst)
-    work = Path(tempfile.mkdtemp(prefix="intentkit-quant-"))
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.quant-", dir=dst.parent))  # beside dst: a killed build's stage takes it along
     try:
         out = work / "q.onnx"
         root = logging.getLogger()
@@ -81,8 +113,8 @@ def quantize_int8(
                 out,
                 op_types_to_quantize=list(op_types),
                 per_channel=per_channel,
-                reduce_range=False,
-                weight_type=QuantType.QInt8,
+                reduce_range=chosen.reduce_range,
+                weight_type=QuantType[chosen.weight_type],
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         finally:
@@ -155,9 +187,20 @@ class Variant:
     bytes: int
     ops: list[str] = field(default_factory=list)
     runtimes: list[str] = field(default_factory=list)
+    # int8 only: the weight format and the largest |u8×s8 pair sum| any of its MatMuls can form
+    # (None: no such pairs); at most 32,767 for every published graph.
+    int8_scheme: str | None = None
+    max_pair_sum: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def manifest_entry(self) -> dict:
+        """What the manifest's ``variants`` records of this file (path, size and hash are in ``files``)."""
+        entry = {"precision": self.precision, "fused": self.fused, "ops": self.ops, "runtimes": self.runtimes}
+        if self.precision == "int8":
+            entry.update(int8_scheme=self.int8_scheme, max_pair_sum=self.max_pair_sum)
+        return entry
 
 
 def runtimes_for(ops: list[str]) -> list[str]:
@@ -177,9 +220,15 @@ def runtimes_for(ops: list[str]) -> list[str]:
     return out
 
 
-def describe_variant(role: str, path: str | Path, precision: str, fused: bool) -> Variant:
+def describe_variant(role: str, path: str | Path, precision: str, fused: bool, int8_scheme: str | None = None) -> Variant:
+    """A `Variant` for the file at `path`; an int8 one must pass `require_no_saturation` (BuildError)."""
     ops = onnx_op_types(Path(path))
-    return Variant(role=role, path=str(path), precision=precision, fused=fused, bytes=os.path.getsize(path), ops=ops, runtimes=runtimes_for(ops))
+    variant = Variant(role=role, path=str(path), precision=precision, fused=fused, bytes=os.path.getsize(path), ops=ops,
+                      runtimes=runtimes_for(ops))
+    if precision == "int8":
+        variant.int8_scheme = int8_scheme or DEFAULT_INT8_SCHEME
+        variant.max_pair_sum = max_pair_sum(require_no_saturation(path, path))
+    return variant
 
 
 def _dummy_feeds(sess, batch: int, length: int) -> dict[str, np.ndarray]:
@@ -217,6 +266,7 @@ def build_variants(
     hidden_size: int,
     *,
     timings: dict[str, float] | None = None,
+    scheme: str = DEFAULT_INT8_SCHEME,
 ) -> list[Variant]:
     """Write ``onnx/model.onnx``, ``onnx/model_quantized.onnx`` and, when faster, ``onnx/model_native_int8.onnx``.
 
@@ -234,17 +284,17 @@ def build_variants(
             _finish(tmp, plain)
         finally:
             tmp.unlink(missing_ok=True)
-    quant = quantize_int8(plain, onnx_dir / "model_quantized.onnx", per_channel=True)
+    quant = quantize_int8(plain, onnx_dir / "model_quantized.onnx", per_channel=True, scheme=scheme)
     variants = [
         describe_variant("model_fp32", plain, "fp32", False),
-        describe_variant("model", quant, "int8", False),
+        describe_variant("model", quant, "int8", False, scheme),
     ]
     native = onnx_dir / "model_native_int8.onnx"
-    work = Path(tempfile.mkdtemp(prefix="intentkit-fuse-"))
+    work = Path(tempfile.mkdtemp(prefix=".fuse-", dir=onnx_dir))
     try:
         fused = fuse_for_native(plain, work / "fused.onnx", num_heads, hidden_size)
         if fused is not None:
-            quantize_int8(fused, work / "fused_int8.onnx", per_channel=True)
+            quantize_int8(fused, work / "fused_int8.onnx", per_channel=True, scheme=scheme)
             t_plain = median_latency_ms(quant)
             t_native = median_latency_ms(work / "fused_int8.onnx")
             if timings is not None:
@@ -256,7 +306,7 @@ def build_variants(
                     _finish(tmp, native)
                 finally:
                     tmp.unlink(missing_ok=True)
-                variants.append(describe_variant("model_native", native, "int8", True))
+                variants.append(describe_variant("model_native", native, "int8", True, scheme))
             else:
                 log.info("no fused native variant: %.2f ms vs %.2f ms for model_quantized (1 thread, 16 tokens)", t_native, t_plain)
     finally:
