@@ -54,8 +54,8 @@ $(WORDPIECE_FIXTURES): $(STAMP) tests/make_wordpiece_fixtures.py models/template
 	$(PY) tests/make_wordpiece_fixtures.py --out $(GENERATED)/wordpiece --extra $(GENERATED)/finance
 
 # runtime_py's answers on small bundles, for the JavaScript runtime's parity tests (web/runtime.test.js).
-$(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_py/*.py) $(wildcard builder/*.py)
-	$(PY) tests/make_runtime_fixtures.py --out $(GENERATED)/runtime
+$(RUNTIME_FIXTURES): $(STAMP) tests/make_runtime_fixtures.py $(wildcard runtime_py/*.py) $(wildcard builder/*.py builder/*/*.py)
+	$(PY) -m tests.make_runtime_fixtures --out $(GENERATED)/runtime
 
 fixtures: $(WORDPIECE_FIXTURES) $(RUNTIME_FIXTURES)
 
@@ -85,8 +85,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m builder build --if-missing
-	$(PY) benchmarks/bench_bow.py
-	$(PY) benchmarks/bench_tokenizer.py
+	$(PY) -m benchmarks.bench_bow
+	$(PY) -m benchmarks.bench_tokenizer
 
 # The full browser benchmark (tens of minutes): 3 fresh browsers, every backend and variant.
 bench-browser: $(STAMP) $(NODE_STAMP) $(CHROMIUM)

@@ -1,6 +1,6 @@
 """Pure-Python BoW latency: runtime_py's sparse path vs a dense reference, side by side.
 
-    .venv/bin/python benchmarks/bench_bow.py [--bundle DIR ...] [--data FILE.jsonl] [--json OUT]
+    .venv/bin/python -m benchmarks.bench_bow [--bundle DIR ...] [--data FILE.jsonl] [--json OUT]
 
 Per bundle it times, on the same short utterances (<= 10 words) after a warm-up: the logits
 alone, calibrated probabilities, the full ``Router.classify`` (tiers, slots, diagnostics), and
@@ -16,16 +16,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from runtime_py import Router  # noqa: E402
-from runtime_py.tiers import BowTier  # noqa: E402
+from builder.paths import ROOT
+from runtime_py import Router
+from runtime_py.tiers import BowTier
 
 
 def dense_logits(tier: BowTier) -> Callable[[str], list[float]]:

@@ -1,14 +1,14 @@
 """onnxruntime latency of every model variant of a transformer tier, plus our tokenizer's time.
 
-    .venv/bin/python benchmarks/bench_onnx.py --bundle models/bundles/finance [--json OUT]
-    .venv/bin/python benchmarks/bench_onnx.py --base minilm-l6 [--keep DIR] [--json OUT]
+    .venv/bin/python -m benchmarks.bench_onnx --bundle models/bundles/finance [--json OUT]
+    .venv/bin/python -m benchmarks.bench_onnx --base minilm-l6 [--keep DIR] [--json OUT]
 
 ``--bundle`` times each file role of the transformer tier whose name starts with ``model``
 (``model``, ``model_fp32``, ``model_native``), loaded by the runtime's own loader.
 ``--base`` first builds such a tier from a real encoder with a random classification head
 (``minilm-l6``, ``minilm-l3`` or a local model folder), so that real-size latency can be measured
 before any fine-tuned bundle exists: the fp32 export (``model_fp32``) and its per-channel dynamic
-int8 quantization (``model``, ``builder.optimize.quantize_int8``), as the builder ships them.
+int8 quantization (``model``, ``builder.export.optimize.quantize_int8``), as the builder ships them.
 
 Each variant runs with 1 intra-op thread, batch 1, on inputs of exactly 16 and 64 tokens made from
 real sentences (banking77 test, repeated until long enough, then truncated). After a warm-up,
@@ -32,13 +32,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from builder.int8_safety import describe_cpu  # noqa: E402
-from runtime_py.bundle import TierSpec, read_manifest  # noqa: E402
-from runtime_py.transformer import TransformerTier, load_transformer_tier, variant_roles  # noqa: E402
-from runtime_py.wordpiece import Encoding, WordPieceTokenizer  # noqa: E402
+from builder.export.int8_safety import describe_cpu
+from builder.paths import ROOT
+from runtime_py.bundle import TierSpec, read_manifest
+from runtime_py.transformer import TransformerTier, load_transformer_tier, variant_roles
+from runtime_py.wordpiece import Encoding, WordPieceTokenizer
 
 DEFAULT_TEXTS = ROOT.parent / "shared/datasets/banking77/test.jsonl"
 LENGTHS = (16, 64)
@@ -143,10 +141,10 @@ def build_base_bundle(base: str, out: Path, n_labels: int) -> Path:
 
     import torch
 
-    from builder.bundle_writer import open_bundle
-    from builder.onnx_export import export_onnx
-    from builder.optimize import quantize_int8
-    from builder.transformer_model import SequenceClassifier, load_encoder, resolve_base
+    from builder.bundle.writer import open_bundle
+    from builder.export.onnx_export import export_onnx
+    from builder.export.optimize import quantize_int8
+    from builder.train.transformer_model import SequenceClassifier, load_encoder, resolve_base
 
     source, layers = resolve_base(base)
     if not (Path(source) / "tokenizer.json").is_file():

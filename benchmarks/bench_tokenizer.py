@@ -1,6 +1,6 @@
 """Tokenizer speed: runtime_py's WordPiece, web/wordpiece.js under Node, and Hugging Face ``tokenizers``.
 
-    .venv/bin/python benchmarks/bench_tokenizer.py [--count 200] [--repeats 15] [--words 8-12]
+    .venv/bin/python -m benchmarks.bench_tokenizer [--count 200] [--repeats 15] [--words 8-12]
 
 All three encode the same fixed utterances (the first ``--count`` banking77 test texts with 8 to 12
 whitespace-separated words) with all-MiniLM-L6-v2's uncased vocabulary. Timings are medians over
@@ -17,15 +17,12 @@ import json
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from runtime_py.wordpiece import WordPieceTokenizer  # noqa: E402
+from builder.paths import ROOT
+from runtime_py.wordpiece import WordPieceTokenizer
 
 DATASET = ROOT.parent / "shared" / "datasets" / "banking77" / "test.jsonl"
 TARGET_PY_US, TARGET_JS_US = 40.0, 10.0

@@ -1,6 +1,6 @@
 """BoW accuracy experiments, one row per recipe, on a {text,intent} split folder.
 
-    .venv/bin/python benchmarks/bow_accuracy.py --data ../shared/datasets/banking77 [--recipe NAME ...]
+    .venv/bin/python -m benchmarks.bow_accuracy --data ../shared/datasets/banking77 [--recipe NAME ...]
 
 Trains each recipe with the same seed and prints test accuracy, macro-F1, ECE before/after
 temperature, training time and the size of the bow.json it would ship, as a Markdown table.
@@ -12,13 +12,9 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from builder.datasets import read_splits  # noqa: E402
-from builder.train_bow import BowOptions, train_bow  # noqa: E402
+from builder.data.datasets import read_splits
+from builder.train.bow import BowOptions, train_bow
 
 TFIDF = dict(tf="log", idf=True, norm="l2")
 RECIPES: dict[str, BowOptions] = {

@@ -2,7 +2,7 @@
 "First answer (session 5)"): what each step of RemoteBundle's download and BowModel's build costs
 on a page's thread when nothing else of ours runs.
 
-    .venv/bin/python benchmarks/bow_load_steps.py [--bundle DIR] [--runs 5]
+    .venv/bin/python -m benchmarks.bow_load_steps [--bundle DIR] [--runs 5]
 
 Each run opens the idle bench page in a new context and times, in order: opening the Cache API, a
 cache miss, the manifest, bow.json, its sha256, creating the Response a cache write needs, the
@@ -13,15 +13,12 @@ modules), BowModel.fromJson and the first logits.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from playwright.sync_api import sync_playwright
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from builder.browser import launch, serving  # noqa: E402
-from builder.paths import default_bundle  # noqa: E402
+from builder.bench.browser import launch, serving
+from builder.paths import default_bundle
 
 STEPS_JS = """async () => {
     const out = [];

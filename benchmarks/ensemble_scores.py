@@ -2,7 +2,7 @@
 --holdout-intents` bundles, OOS detection, with a per-held-out-intent breakdown of the first model
 (docs/BENCHMARKS.md, "Seed ensembles" and "banking77 with 10 intents held out").
 
-    .venv/bin/python benchmarks/ensemble_scores.py DATA BUNDLE [BUNDLE ...]
+    .venv/bin/python -m benchmarks.ensemble_scores DATA BUNDLE [BUNDLE ...]
 
 Every transformer and BoW tier of the bundles is loaded unblended by runtime_py (`load_tier`: the
 int8 graph on onnxruntime, labels in the model's own order) and scored on DATA's val and test
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from builder.metrics import softmax  # noqa: E402
-from builder.oos import RoutedScores, auroc, held_out_breakdown, oos_metrics, threshold_for_loss  # noqa: E402
-from runtime_py.bundle import read_manifest  # noqa: E402
-from runtime_py.tiers import load_tier  # noqa: E402
+from builder.evaluate.oos import RoutedScores, auroc, held_out_breakdown, oos_metrics, threshold_for_loss
+from builder.train.metrics import softmax
+from runtime_py.bundle import read_manifest
+from runtime_py.tiers import load_tier
 
 
 def rows(data: Path, split: str) -> tuple[list[str], list[str]]:

@@ -1,7 +1,7 @@
 """The BoW tier's first answer on the bench page, stage by stage, in fresh contexts of one browser
 (faster than `builder bench` for A/B comparisons of the page's start-up; docs/BENCHMARKS.md, "First answer").
 
-    .venv/bin/python benchmarks/first_answer_probe.py [--bundle DIR] [--runs 8] [--no-prefetch] [--serve-arg=--no-bundle-js] [--blank] [--timeline]
+    .venv/bin/python -m benchmarks.first_answer_probe [--bundle DIR] [--runs 8] [--no-prefetch] [--serve-arg=--no-bundle-js] [--blank] [--timeline]
 
 Each run opens bench.html with the `bow-js` case in a new context and prints, in ms from navigation:
 the page script's start, the worker engine's start, the first answer, and the worker's manifest and
@@ -15,17 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import urllib.parse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from playwright.sync_api import sync_playwright
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from builder.browser import launch, serving  # noqa: E402
-from builder.paths import default_bundle  # noqa: E402
+from builder.bench.browser import launch, serving
+from builder.paths import default_bundle
 
 CASE = {"id": "bow-js", "engine": "js", "tier": "bow", "sets": {"short": ["how is AAPL doing"]},
         "timing": {"warmupMs": 10, "minCalls": 3, "maxCalls": 3}}

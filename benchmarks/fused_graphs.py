@@ -2,7 +2,7 @@
 the shipped int8 graph in WASM with benchmarks/wasm_graphs.mjs (docs/BENCHMARKS.md, "Pre-fused
 graphs in WASM"):
 
-    .venv/bin/python benchmarks/fused_graphs.py models/bundles/finance/onnx/model.onnx /tmp/fused
+    .venv/bin/python -m benchmarks.fused_graphs models/bundles/finance/onnx/model.onnx /tmp/fused
 
 writes `fused_int8.onnx` (onnxruntime.transformers' BERT fusions, as the native variant, int8
 MatMul), `fused_noemb_int8.onnx` (the embedding LayerNorm left unfused, so the embedding tables
@@ -11,8 +11,7 @@ are quantized too) and `fused_noemb_qattn.onnx` (the same with the attention qua
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from builder.optimize import QUANT_OPS, fuse_for_native, quantize_int8  # noqa: E402
+from builder.export.optimize import QUANT_OPS, fuse_for_native, quantize_int8
 
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,12 @@
     .venv/bin/python -m benchmarks.int8_schemes --bundle BUNDLE --data DATA [--markdown OUT] [--json OUT]
 
 BUNDLE has a transformer tier with its fp32 graph (``onnx/model.onnx``); DATA is a folder with
-``test.jsonl``. The fp32 graph is quantized in every scheme of ``builder.optimize.INT8_SCHEMES``
+``test.jsonl``. The fp32 graph is quantized in every scheme of ``builder.export.optimize.INT8_SCHEMES``
 (dynamic int8, per channel, embeddings included, as the builder ships them), then each graph is:
 
 * scored on every test text, one text per run as deployed (native onnxruntime), with the bundle's
   temperature: accuracy, and the largest probability difference from fp32;
-* proven (or not) free of int16 pair-sum overflow (``builder.int8_safety.pair_sum_bounds``);
+* proven (or not) free of int16 pair-sum overflow (``builder.export.int8_safety.pair_sum_bounds``);
 * run on the first ``--emulated`` test texts by onnxruntime on an emulated AVX2-only CPU
   (``qemu-x86_64 -cpu EPYC-Rome``: no AVX-512, no VNNI) and by ONNX's exact NumPy reference, and
   on the first ``--wasm-texts`` by onnxruntime-web's WASM build under Node: the largest probability
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.int8_safety import INT16_MAX, cpu_flags, describe_cpu, emulated_cpu_logits, exact_logits, max_pair_sum, pair_sum_bounds, qemu
-from builder.metrics import softmax
-from builder.onnx_export import onnx_session
-from builder.optimize import INT8_SCHEMES, median_latency_ms, quantize_int8
+from builder.export.int8_safety import INT16_MAX, cpu_flags, describe_cpu, emulated_cpu_logits, exact_logits, max_pair_sum, pair_sum_bounds, qemu
+from builder.export.onnx_export import onnx_session
+from builder.export.optimize import INT8_SCHEMES, median_latency_ms, quantize_int8
 from builder.paths import ROOT
+from builder.train.metrics import softmax
 from runtime_py.bundle import read_manifest
 from runtime_py.wordpiece import WordPieceTokenizer
 

@@ -1,6 +1,6 @@
 """Load test of ``POST /api/classify`` on a real ``python -m builder serve``.
 
-    .venv/bin/python benchmarks/load_api.py [--bundle DIR] [--duration 60] [--clients 4] [--json OUT]
+    .venv/bin/python -m benchmarks.load_api [--bundle DIR] [--duration 60] [--clients 4] [--json OUT]
 
 Starts the server as a subprocess (``--no-build``) on a free loopback port, waits for
 ``/api/health``, then runs N concurrent clients (threads, one keep-alive httpx client each) that
@@ -19,7 +19,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,12 +26,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from builder.cli import DEMO_UTTERANCES  # noqa: E402
-from builder.paths import default_bundle  # noqa: E402
-from builder.browser import start_serve  # noqa: E402
+from builder.bench.browser import start_serve
+from builder.paths import default_bundle
+from builder.serve.demo import DEMO_UTTERANCES
 
 # Short, mixed utterances: most are answered by the BoW tier, some go on to the transformer
 # (rephrasings, typos) and some end as "clarify" (out of scope).

@@ -1,9 +1,9 @@
 """Out-of-scope scores of a transformer tier that has an `oos` label (trained with `--pseudo-oos`
 or on data with an oos class), on a model retrained without some intents (docs/BENCHMARKS.md,
-"Training an out-of-scope class on synthetic outliers"). Thresholds follow builder/oos.py: the
+"Training an out-of-scope class on synthetic outliers"). Thresholds follow builder/evaluate/holdout.py: the
 highest losing <= 1 point of in-scope val accuracy; the answer is the best in-scope intent.
 
-    .venv/bin/python benchmarks/oos_class_scores.py TRANSFORMER_BUNDLE SPLITS
+    .venv/bin/python -m benchmarks.oos_class_scores TRANSFORMER_BUNDLE SPLITS
 
 The bundle is a `builder eval --holdout-intents N --holdout-out DIR` result; the held-out intents
 are the test intents it lacks. Runs the tier through runtime_py, one text per run, as deployed.
@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from builder.datasets import Example, read_splits  # noqa: E402
-from builder.metrics import softmax  # noqa: E402
-from builder.oos import auroc, oos_metrics, routed_confidence, threshold_for_loss  # noqa: E402
-from runtime_py import Router  # noqa: E402
+from builder.data.datasets import Example, read_splits
+from builder.evaluate.oos import auroc, oos_metrics, routed_confidence, threshold_for_loss
+from builder.train.metrics import softmax
+from runtime_py import Router
 
 
 def main() -> int:
@@ -58,7 +57,7 @@ def main() -> int:
     for (name, s_val), s_test in zip(scores(p_val).items(), scores(p_test).values()):
         threshold = threshold_for_loss(s_val, right_val, 0.01)
         if name.startswith("as the router"):
-            threshold = max(0.0, threshold)  # as builder/oos.py: an oos answer is always rejected
+            threshold = max(0.0, threshold)  # as builder/evaluate/holdout.py: an oos answer is always rejected
         m = oos_metrics(s_test, right_test, is_oos, threshold)
         print(f"{name:52s} AUROC {auroc(-s_test, is_oos):.3f}  threshold {threshold:.3f}  OOS recall {m['oos_recall']:.3f}  "
               f"precision {m['oos_precision']:.3f}  in-scope loss {100 * m['in_scope_accuracy_loss']:.2f} points  "

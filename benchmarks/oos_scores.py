@@ -2,9 +2,9 @@
 (docs/BENCHMARKS.md, "banking77 with 10 intents held out"): calibrated max probability, max logit,
 energy, Mahalanobis and relative Mahalanobis on the mean-pooled embedding (the head's input),
 cosine kNN and centroid scores and, given the BoW tier retrained the same way, scores combining
-both tiers. Thresholds follow builder/oos.py: the highest losing <= 1 point of in-scope val accuracy.
+both tiers. Thresholds follow builder/evaluate/holdout.py: the highest losing <= 1 point of in-scope val accuracy.
 
-    .venv/bin/python benchmarks/oos_scores.py TRANSFORMER_BUNDLE SPLITS [BOW_BUNDLE]
+    .venv/bin/python -m benchmarks.oos_scores TRANSFORMER_BUNDLE SPLITS [BOW_BUNDLE]
 
 The bundles are `builder eval --holdout-intents N --holdout-out DIR` results; the held-out intents
 are the test intents the bundle lacks. Runs the int8 graph on native onnxruntime (2 threads) with
@@ -21,8 +21,7 @@ import onnx
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from builder.oos import auroc, oos_metrics, threshold_for_loss  # noqa: E402
+from builder.evaluate.oos import auroc, oos_metrics, threshold_for_loss
 
 bundle, data = Path(sys.argv[1]), Path(sys.argv[2])
 m = json.loads((bundle / "manifest.json").read_text())

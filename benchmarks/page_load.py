@@ -1,6 +1,6 @@
 """How fast the demo page starts and answers in Chromium, cold and from the cache.
 
-    .venv/bin/python benchmarks/page_load.py [--bundle DIR] [--runs 5] [--engine js|pyodide] [--json OUT]
+    .venv/bin/python -m benchmarks.page_load [--bundle DIR] [--runs 5] [--engine js|pyodide] [--json OUT]
 
 Starts ``python -m builder serve --no-build`` on a free loopback port. Each run opens a fresh
 browser, loads the page twice in one context (the first load downloads and caches the model, the
@@ -16,14 +16,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from builder.browser import BASE_ARGS, CHROMIUM, serving  # noqa: E402
+from builder.bench.browser import BASE_ARGS, CHROMIUM, serving
 
 MEASURE = """async ([easy, hard]) => {
   const client = window.intentDemo.client;

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 DEFAULT_DATA = MODELS / "data" / "finance"
+DEFAULT_TEMPLATES = MODELS / "templates" / "finance.json"
 
 
 def default_bundle() -> Path:

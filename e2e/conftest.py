@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, Request, sync_playwright
 
-from builder.browser import CHROMIUM, launch, serving
+from builder.bench.browser import CHROMIUM, launch, serving
 from builder.paths import default_bundle
 from runtime_py import Router
 

@@ -8,7 +8,7 @@ import urllib.parse
 
 from playwright.sync_api import BrowserContext, expect
 
-from builder.bench import QUICK_TIMING
+from builder.bench.run import QUICK_TIMING
 from runtime_py import Router
 
 from .conftest import READY_TIMEOUT_MS, PageLog

@@ -183,9 +183,9 @@ def test_a_blended_transformer_tier_blends_in_the_page_as_in_runtime_py(context:
     """`builder blend` on a copy of the bundle: the page's transformer answers (WASM + web/blend.js) equal runtime_py's."""
     import shutil
 
-    from builder.blend import blend_bundle
-    from builder.browser import serving
-    from builder.datasets import read_jsonl
+    from builder.bench.browser import serving
+    from builder.data.datasets import read_jsonl
+    from builder.train.blend import blend_bundle
 
     val = bundle_dir.parent.parent / "data" / bundle_dir.name / "val.jsonl"
     if not val.is_file():

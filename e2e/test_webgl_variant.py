@@ -12,8 +12,8 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from builder.browser import serving
-from builder.webgl_graph import add_webgl_variant
+from builder.bench.browser import serving
+from builder.export.webgl_graph import add_webgl_variant
 from runtime_py import Router
 
 from .conftest import PageLog

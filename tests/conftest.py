@@ -7,10 +7,10 @@ from typing import Sequence
 
 import pytest
 
-from builder.datasets import write_splits
-from builder.generate import GenerateOptions, generate
-from builder.templates import load_templates
-from builder.train_bow import BowOptions
+from builder.data.datasets import write_splits
+from builder.data.generate import GenerateOptions, generate
+from builder.data.templates import load_templates
+from builder.train.bow import BowOptions
 from runtime_py.tiers import Tier
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ def small_data(tmp_path_factory, finance_templates) -> Path:
 
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory, small_data) -> Path:
-    from builder.cli import train_bow_into_bundle
+    from builder.pipeline.bow_tier import train_bow_into_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "finance"
     train_bow_into_bundle(small_data, out, BowOptions(epochs=3), progress=False)

@@ -1,6 +1,6 @@
 """Write the JavaScript runtime's parity fixtures: small bundles and what runtime_py answers with them.
 
-    .venv/bin/python tests/make_runtime_fixtures.py --out tests/fixtures/generated/runtime [--no-transformer]
+    .venv/bin/python -m tests.make_runtime_fixtures --out tests/fixtures/generated/runtime [--no-transformer]
 
 Writes into ``--out`` (about 30 s on 2 cores, most of it the tiny transformer):
 
@@ -16,7 +16,7 @@ Writes into ``--out`` (about 30 s on 2 cores, most of it the tiny transformer):
 * ``manifest.json``: what was written, with the router settings of each case set.
 
 The transformer cascade runs the shipped int8 ``model`` variant (``INTENT_ONNX_VARIANT``): its
-integer sums are exact in onnxruntime on every CPU and in onnxruntime-web (builder/int8_safety.py),
+integer sums are exact in onnxruntime on every CPU and in onnxruntime-web (builder/export/int8_safety.py),
 so both runtimes' int8 logits agree to float rounding (~1e-6), as fp32 ones do.
 """
 
@@ -27,15 +27,11 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
 DEFAULT_OUT = ROOT / "tests" / "fixtures" / "generated" / "runtime"
 SEED = 20261123
 CASCADE_VARIANT = "model"  # the int8 graph, as deployed
@@ -151,7 +147,7 @@ EXTRA_TEXTS = [
 
 
 def oos_examples(count: int, seed: int) -> list[Any]:
-    from builder.datasets import Example
+    from builder.data.datasets import Example
 
     rng = random.Random(seed)
     pool = [t.format(f) for t in OOS_TEMPLATES for f in OOS_FILLERS]
@@ -159,9 +155,9 @@ def oos_examples(count: int, seed: int) -> list[Any]:
 
 
 def make_data(out: Path, size: int) -> Path:
-    from builder.datasets import write_splits
-    from builder.generate import GenerateOptions, generate
-    from builder.templates import load_templates
+    from builder.data.datasets import write_splits
+    from builder.data.generate import GenerateOptions, generate
+    from builder.data.templates import load_templates
 
     templates = load_templates()
     splits, _ = generate(templates, GenerateOptions(size=size, seed=SEED, max_combos=20))
@@ -176,8 +172,8 @@ def make_data(out: Path, size: int) -> Path:
 
 
 def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
-    from builder.cli import train_bow_into_bundle
-    from builder.train_bow import BowOptions
+    from builder.pipeline.bow_tier import train_bow_into_bundle
+    from builder.train.bow import BowOptions
 
     data = make_data(out / "data", size)
     bundles = {"bundle": out / "bundle", "bundle_tfidf": out / "bundle_tfidf"}
@@ -185,9 +181,9 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
     tfidf = BowOptions(epochs=4, char_ngrams=(2, 4), tf="log", idf=True, norm="l2", learning_rate=0.05)
     train_bow_into_bundle(data, bundles["bundle_tfidf"], tfidf, replace=True, progress=False)
     if transformer:
-        from builder.train_transformer import TransformerOptions
-        from builder.transformer_build import TransformerBuildOptions, train_transformer_into_bundle
-        from tiny_bert import make_tiny_base
+        from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
+        from builder.train.fine_tune import TransformerOptions
+        from tests.tiny_bert import make_tiny_base
 
         base = make_tiny_base(out / "tiny-base")
         options = TransformerBuildOptions(
@@ -197,8 +193,8 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
         shutil.rmtree(base)
         # The same tiers with the transformer's answers blended with the BoW's (runtime_py/blend.py);
         # a fixed weight, so the fixture blends whatever validation would choose for a tiny model.
-        from builder.blend import blend_bundle
-        from builder.datasets import read_jsonl
+        from builder.data.datasets import read_jsonl
+        from builder.train.blend import blend_bundle
 
         bundles["bundle_blend"] = out / "bundle_blend"
         shutil.copytree(bundles["bundle"], bundles["bundle_blend"])
@@ -208,7 +204,7 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
 
 def texts_for(data: Path) -> list[str]:
     """~300 texts: test-split utterances of every intent, then the hand-written edge cases."""
-    from builder.datasets import read_jsonl
+    from builder.data.datasets import read_jsonl
 
     rows = read_jsonl(data / "test.jsonl")
     rng = random.Random(SEED)

@@ -1,4 +1,4 @@
-"""Blended tiers (runtime_py/blend.py) and `builder blend` (builder/blend.py)."""
+"""Blended tiers (runtime_py/blend.py) and `builder blend` (builder/train/blend.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder.blend import blend_bundle, choose_weight, format_blend
 from builder.cli import main
-from builder.datasets import read_jsonl
-from builder.evaluate import evaluate
+from builder.data.datasets import read_jsonl
+from builder.evaluate.tiers import evaluate
+from builder.train.blend import blend_bundle, choose_weight, format_blend
 from conftest import ROOT
 from runtime_py import Router
 from runtime_py.blend import BlendedTier, blend_setting, blend_tiers

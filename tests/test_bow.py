@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from builder.calibration import fit_temperature
-from builder.datasets import Example, read_splits
-from builder.metrics import classification_report, expected_calibration_error, softmax
-from builder.train_bow import BowOptions, SparseLinear, train_bow
+from builder.data.datasets import Example, read_splits
+from builder.train.bow import BowOptions, SparseLinear, train_bow
+from builder.train.calibration import fit_temperature
+from builder.train.metrics import classification_report, expected_calibration_error, softmax
 from runtime_py import BowModel, FeatureConfig, FeatureExtractor, Vectorizer
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.bundle_writer import open_bundle
+from builder.bundle.writer import open_bundle
 from builder.errors import BuildError
 from runtime_py import BundleError, Router, read_manifest
 from runtime_py.bundle import BUNDLE_FORMAT_VERSION

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from builder.datasets import read_jsonl, read_splits
-from builder.evaluate import evaluate
-from builder.metrics import calibration_bins, expected_calibration_error
-from builder.plots import confidence_histogram, oos_histogram, reliability_diagram
+from builder.data.datasets import read_jsonl, read_splits
+from builder.evaluate.plots import confidence_histogram, oos_histogram, reliability_diagram
+from builder.evaluate.tiers import evaluate
+from builder.train.metrics import calibration_bins, expected_calibration_error
 
 from conftest import ROOT
 

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from builder.datasets import read_splits, write_splits
-from builder.generate import GenerateOptions, expand, generate
-from builder.templates import parse_templates
+from builder.data.datasets import read_splits, write_splits
+from builder.data.generate import GenerateOptions, expand, generate
+from builder.data.templates import parse_templates
 from pathlib import Path
 
 

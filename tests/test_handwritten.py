@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.datasets import read_jsonl
-from builder.templates import load_templates, template_texts, word_ngrams
+from builder.data.datasets import read_jsonl
+from builder.data.templates import load_templates, template_texts, word_ngrams
 
 EVAL = Path(__file__).resolve().parent.parent / "models" / "eval"
 IN_SCOPE = EVAL / "finance_handwritten.jsonl"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from builder.datasets import import_files, read_jsonl
+from builder.data.datasets import import_files, read_jsonl
 from builder.errors import BuildError
 
 

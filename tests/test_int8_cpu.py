@@ -1,6 +1,6 @@
 """int8 graphs answer the same on every CPU: proven from the weights, checked against an exact
 integer reference, and run by onnxruntime on an emulated AVX2-only CPU (no VNNI), whatever CPU
-the tests themselves run on (builder/int8_safety.py)."""
+the tests themselves run on (builder/export/int8_safety.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from builder.errors import BuildError
-from builder.int8_safety import (
+from builder.export.int8_safety import (
     AVX2_CPU,
     INT16_MAX,
     cpu_flags,
@@ -20,9 +20,9 @@ from builder.int8_safety import (
     qemu,
     require_no_saturation,
 )
-from builder.onnx_export import export_onnx, run_onnx
-from builder.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant, quantize_int8
-from builder.transformer_model import SequenceClassifier, load_encoder
+from builder.export.onnx_export import export_onnx, run_onnx
+from builder.export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant, quantize_int8
+from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py.wordpiece import WordPieceTokenizer
 from tests.tiny_bert import make_tiny_base
 

@@ -25,8 +25,8 @@ from typing import Iterator
 import pytest
 
 from builder import atomic
-from builder.cli import build_gap
 from builder.errors import BuildError
+from builder.pipeline.build import build_gap
 from conftest import ROOT
 from runtime_py import Router
 

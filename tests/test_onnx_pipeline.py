@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from builder.errors import BuildError
-from builder.onnx_export import export_onnx, onnx_op_types, run_onnx, validate_onnx
-from builder.optimize import build_variants, describe_variant
-from builder.shrink import load_coverage_sentences, prune_vocabulary, write_tokenizer_files
-from builder.transformer_model import SequenceClassifier, load_encoder
+from builder.export.onnx_export import export_onnx, onnx_op_types, run_onnx, validate_onnx
+from builder.export.optimize import build_variants, describe_variant
+from builder.export.shrink import load_coverage_sentences, prune_vocabulary, write_tokenizer_files
+from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py.wordpiece import WordPieceTokenizer
 from tests.tiny_bert import make_tiny_base
 
@@ -127,8 +127,8 @@ def test_variants(tiny, exported, tmp_path):
 
 
 def test_fusion_can_leave_the_embeddings_to_int8(exported, tmp_path):
-    from builder.onnx_export import onnx_op_types
-    from builder.optimize import fuse_for_native, quantize_int8
+    from builder.export.onnx_export import onnx_op_types
+    from builder.export.optimize import fuse_for_native, quantize_int8
 
     full = fuse_for_native(exported, tmp_path / "full.onnx", HEADS, HIDDEN)
     split = fuse_for_native(exported, tmp_path / "split.onnx", HEADS, HIDDEN, embed_layer_norm=False)
@@ -234,8 +234,8 @@ def test_tokenizer_files_refuse_missing_specials(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_real_minilm_l6(tmp_path):
-    from builder.optimize import median_latency_ms
-    from builder.transformer_model import resolve_base
+    from builder.export.optimize import median_latency_ms
+    from builder.train.transformer_model import resolve_base
 
     source, layers = resolve_base("minilm-l6")
     torch.manual_seed(0)

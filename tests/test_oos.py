@@ -10,20 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from builder.datasets import Example, read_splits, write_splits
+from builder.data.datasets import Example, read_splits, write_splits
+from builder.data.oos_labels import record_oos_labels
 from builder.errors import BuildError
-from builder.evaluate import evaluate
-from builder.oos import (
-    auroc,
-    bow_recipe,
-    format_holdout,
-    oos_metrics,
-    pick_holdout,
-    record_oos_labels,
-    run_holdout,
-    threshold_for_loss,
-)
-from builder.train_bow import BowOptions
+from builder.evaluate.holdout import format_holdout, pick_holdout
+from builder.evaluate.oos import auroc, oos_metrics, threshold_for_loss
+from builder.evaluate.tiers import evaluate
+from builder.pipeline.holdout import bow_recipe, run_holdout
+from builder.train.bow import BowOptions
 from runtime_py import Router
 
 
@@ -76,7 +70,7 @@ def test_oos_metrics_on_a_small_case():
 
 
 def test_held_out_breakdown_says_which_known_intent_absorbs_each_held_out_one():
-    from builder.oos import RoutedScores, held_out_breakdown
+    from builder.evaluate.oos import RoutedScores, held_out_breakdown
 
     intents = ["a", "x", "x", "x", "y", "b"]
     scored = RoutedScores(np.array([0.9, 0.95, 0.4, 0.8, 0.3, 0.7]), np.array([True, False, False, False, False, True]),
@@ -132,7 +126,7 @@ def data_with_oos(tmp_path_factory, small_data):
 
 
 def test_an_oos_class_is_trained_listed_in_the_manifest_and_routed_to_clarify(data_with_oos, tmp_path):
-    from builder.cli import train_bow_into_bundle
+    from builder.pipeline.bow_tier import train_bow_into_bundle
 
     bundle = tmp_path / "bundle"
     train_bow_into_bundle(data_with_oos, bundle, BowOptions(epochs=4), progress=False)
@@ -187,7 +181,7 @@ def test_holdout_protocol_retrains_without_the_intents_and_scores_them_as_oos(sm
 
 
 def test_recipe_overrides_are_parsed_and_checked():
-    from builder.oos import _override, parse_overrides
+    from builder.pipeline.holdout import _override, parse_overrides
 
     overrides = parse_overrides(["epochs=6", "learning_rate=0.05", "char_ngrams=[2, 5]", "tf=log"])
     assert overrides == {"epochs": 6, "learning_rate": 0.05, "char_ngrams": [2, 5], "tf": "log"}
@@ -202,7 +196,7 @@ def test_recipe_overrides_are_parsed_and_checked():
 def test_pseudo_oos_loss_mixes_only_utterances_of_different_intents():
     import torch
 
-    from builder.train_transformer import _pseudo_oos_loss
+    from builder.train.fine_tune import _pseudo_oos_loss
 
     class Head(torch.nn.Module):
         def __init__(self) -> None:
@@ -246,9 +240,9 @@ def test_holdout_with_pseudo_oos_adds_an_oos_class_and_rejects_its_answers(small
 def test_a_tier_with_other_intents_is_refused_before_training(small_data, small_bundle, tmp_path, monkeypatch):
     import shutil
 
-    import builder.transformer_build as build
-    from builder.train_transformer import TransformerOptions
-    from builder.transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+    import builder.pipeline.transformer_tier as build
+    from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
+    from builder.train.fine_tune import TransformerOptions
 
     bundle = tmp_path / "bundle"
     shutil.copytree(small_bundle, bundle)  # a BoW tier without a label named "elsewhere"

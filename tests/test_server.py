@@ -25,9 +25,9 @@ with warnings.catch_warnings():  # Starlette 1.10 asks for httpx2; httpx (instal
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from builder import server
-from builder.server import MAX_BATCH, MAX_BODY_BYTES, create_app
-from builder.web_assets import VENDOR, WebLayout, runtime_zip
+from builder.serve import server
+from builder.serve.server import MAX_BATCH, MAX_BODY_BYTES, create_app
+from builder.serve.web_assets import VENDOR, WebLayout, runtime_zip
 from conftest import ROOT
 from runtime_py import Router
 from runtime_py.errors import IntentKitError

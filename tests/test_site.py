@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
-from builder.site import HEADERS_NAME, build_site, format_report, is_site
-from builder.web_assets import VENDOR, WebLayout, runtime_zip
+from builder.serve.site import HEADERS_NAME, build_site, format_report, is_site
+from builder.serve.web_assets import VENDOR, WebLayout, runtime_zip
 from conftest import ROOT
 from runtime_py.errors import BundleError, IntentKitError
 from test_server import SECRET, make_layout
@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from builder.server import create_app  # noqa: E402
+from builder.serve.server import create_app  # noqa: E402
 from runtime_py import Router  # noqa: E402
 
 EXPECTED_OWN = {
@@ -182,7 +182,7 @@ def test_missing_npm_packages_or_page_are_named(tmp_path: Path, layout: WebLayou
 
 
 def test_report_table(site: Path) -> None:
-    from builder.site import SiteReport
+    from builder.serve.site import SiteReport
 
     files = sorted(((p.relative_to(site).as_posix(), p.stat().st_size) for p in site.rglob("*") if p.is_file()), key=lambda f: -f[1])
     text = format_report(SiteReport(site, files), top=3)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from builder.data.templates import load_templates
 from builder.errors import BuildError
-from builder.templates import load_templates
 
 GOOD = {"intents": {"quotes": ["price of {SYMBOL}"], "cash": ["my cash"]}, "slots": {"SYMBOL": ["AAPL"]}}
 

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from builder.train_transformer import TransformerOptions
-from builder.transformer_build import TransformerBuildOptions, train_transformer_into_bundle
+from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
+from builder.train.fine_tune import TransformerOptions
 from runtime_py import Router, read_manifest
 from runtime_py.wordpiece import WordPieceTokenizer
 from tiny_bert import make_tiny_base
@@ -90,7 +90,7 @@ def test_prune_shrinks_the_vocabulary_end_to_end(tmp_path, small_data):
 def test_layer_decay_gives_each_encoder_layer_its_own_learning_rate():
     from transformers import BertConfig, BertModel
 
-    from builder.train_transformer import encoder_param_groups
+    from builder.train.fine_tune import encoder_param_groups
 
     encoder = BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=3, num_attention_heads=2, intermediate_size=16))
     groups = encoder_param_groups(encoder, lr=1.0, weight_decay=0.01, layer_decay=0.5)

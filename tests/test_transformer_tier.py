@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from builder.bundle_writer import open_bundle
-from builder.onnx_export import export_onnx
-from builder.transformer_model import SequenceClassifier, load_encoder
+from builder.bundle.writer import open_bundle
+from builder.export.onnx_export import export_onnx
+from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py import Router
 from runtime_py.bundle import read_manifest
 from runtime_py.calibration import softmax

@@ -1,4 +1,4 @@
-"""builder/web_bundle.py: the worker as one esbuild file, cached by its sources, as serve and site hand it out."""
+"""builder/serve/web_bundle.py: the worker as one esbuild file, cached by its sources, as serve and site hand it out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.web_assets import WebLayout
-from builder.web_bundle import esbuild_script, source_key, worker_bundle
+from builder.serve.web_assets import WebLayout
+from builder.serve.web_bundle import esbuild_script, source_key, worker_bundle
 from conftest import ROOT
 from runtime_py.errors import IntentKitError
 
@@ -83,7 +83,7 @@ def test_the_layout_serves_the_bundle_unless_told_not_to(web: Path, tmp_path: Pa
 
 def test_serve_answers_the_bundle_and_explains_a_failed_build(web: Path, tmp_path: Path, small_bundle: Path) -> None:
     starlette = pytest.importorskip("starlette.testclient")
-    from builder.server import create_app
+    from builder.serve.server import create_app
     from runtime_py import Router
     from test_server import make_layout
 

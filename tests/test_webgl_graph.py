@@ -1,4 +1,4 @@
-"""The WebGL variant (builder/webgl_graph.py) on a tiny random BERT: ops, inputs, logits, manifest, refusal."""
+"""The WebGL variant (builder/export/webgl_graph.py) on a tiny random BERT: ops, inputs, logits, manifest, refusal."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from builder import webgl_graph as wg
-from builder.bundle_writer import open_bundle
+from builder.bundle.writer import open_bundle
 from builder.errors import BuildError
-from builder.onnx_export import export_onnx, onnx_session
-from builder.transformer_model import SequenceClassifier, load_encoder
-from builder.web_assets import bundle_paths
+from builder.export import webgl_graph as wg
+from builder.export.onnx_export import export_onnx, onnx_session
+from builder.serve.web_assets import bundle_paths
+from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py import Router
 from runtime_py.bundle import read_manifest
 from runtime_py.transformer import load_transformer_tier

