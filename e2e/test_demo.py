@@ -136,7 +136,8 @@ def test_page_shows_the_answer(context: BrowserContext, served: str, router_all:
         type_and_wait(page, text)
         want = router_all.classify(text)
         expect(page.locator("#intent")).to_contain_text(want.intent)
-        assert want.tier and want.tier in page.locator("#tier").inner_text()
+        # the tier that answered, or "none" where runtime_py answers clarify with no tier sure
+        assert (want.tier or "none") in page.locator("#tier").inner_text()
     assert page.locator("#bars [data-intent]").count() == len(router_all.manifest.labels)
     assert not log.errors, log.errors
 

@@ -46,11 +46,16 @@ FULL_TIMING = {"warmupMs": 2000, "warmupCalls": 30, "warmupMaxMs": 4000, "budget
 QUICK_TIMING = {"warmupMs": 200, "warmupCalls": 5, "warmupMaxMs": 2000, "budgetMs": 300, "minCalls": 3, "maxCalls": 30}
 
 # Largest |probability difference| from runtime_py allowed, by (precision, backend). The int8
-# graphs' integer sums are exact on every CPU and in WASM (builder/export/int8_safety.py), so what is left
-# is float rounding around them (dequantization, LayerNorm, softmax) and, in WebGPU, float
-# arithmetic in shaders. fp32 and the WebGL graph (fp32, checked against the fp32 graph) agree to
-# about 1e-6.
-TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.02, ("int8", "webgpu"): 0.02}
+# graphs' integer sums are exact on every CPU and in WASM (builder/export/int8_safety.py), but
+# dynamic int8 re-quantizes activations at every MatMul: a last-bit float difference between two
+# builds' kernels (LayerNorm, GELU, dequantization) moves an activation across a rounding
+# boundary now and then, a whole quantization step, and a sharpening temperature amplifies it.
+# Measured with 7-bit weights (docs/BENCHMARKS.md, "int8 on every CPU"): WASM vs native 0.014 on
+# banking77 (T 0.82, 200 texts), 0.033 on the default finance bundle (T 0.59, 8 texts), where
+# onnxruntime on an AVX2 CPU differs from the same on a VNNI CPU by 0.014 and ONNX's exact
+# reference from either by 0.019. fp32 and the WebGL graph (fp32, checked against the fp32 graph)
+# agree to about 1e-6.
+TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.05, ("int8", "webgpu"): 0.05}
 
 CASE_TIMEOUT_S = 600
 
