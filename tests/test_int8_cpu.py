@@ -24,16 +24,9 @@ from builder.export.onnx_export import export_onnx, run_onnx
 from builder.export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant, quantize_int8
 from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py.wordpiece import WordPieceTokenizer
-from tests.tiny_bert import make_tiny_base
+from tests.tiny_bert import SAMPLE_TEXTS, make_tiny_base
 
-TEXTS = [
-    "hi",
-    "What is my balance?",
-    "Please transfer 250 dollars to my savings account before Friday afternoon.",
-    "my card was stolen last night and I need a new one as soon as possible please",
-    "pay bill",
-    "Where is the nearest ATM?",
-]
+TEXTS = SAMPLE_TEXTS[:6]
 
 
 @pytest.fixture(scope="module")

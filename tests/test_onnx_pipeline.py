@@ -16,7 +16,7 @@ from builder.export.optimize import build_variants, describe_variant
 from builder.export.shrink import load_coverage_sentences, prune_vocabulary, write_tokenizer_files
 from builder.train.transformer_model import SequenceClassifier, load_encoder
 from runtime_py.wordpiece import WordPieceTokenizer
-from tests.tiny_bert import make_tiny_base
+from tests.tiny_bert import SAMPLE_TEXTS, make_tiny_base
 
 CORPUS = [
     "I want to transfer money to my savings account",
@@ -25,16 +25,7 @@ CORPUS = [
     "pay the electricity bill tomorrow",
     "show my recent transactions",
 ]
-TEXTS = [
-    "hi",
-    "What is my balance?",
-    "Please transfer 250 dollars to my savings account before Friday afternoon.",
-    "my card was stolen last night and I need a new one as soon as possible please",
-    "pay bill",
-    "Where is the nearest ATM?",
-    "cancel my subscription",
-    "how much does an international wire transfer cost",
-]
+TEXTS = SAMPLE_TEXTS
 HEADS, HIDDEN = 4, 32
 
 

@@ -11,6 +11,18 @@ from pathlib import Path
 
 import torch
 
+# Short and long utterances for checks on the tiny model's outputs.
+SAMPLE_TEXTS = [
+    "hi",
+    "What is my balance?",
+    "Please transfer 250 dollars to my savings account before Friday afternoon.",
+    "my card was stolen last night and I need a new one as soon as possible please",
+    "pay bill",
+    "Where is the nearest ATM?",
+    "cancel my subscription",
+    "how much does an international wire transfer cost",
+]
+
 
 def make_tiny_base(out_dir: str | Path, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
     """Save a random ``BertModel`` (eager attention) plus MiniLM's tokenizer files to `out_dir`."""
