@@ -54,10 +54,10 @@ def native_logits(path: Path, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.concatenate([session.run(None, {k: v for k, v in f.items() if k in names})[0] for f in feeds])
 
 
-def wasm_run(paths: list[Path], feeds: list[dict[str, np.ndarray]], work: Path) -> dict[str, dict]:
+def wasm_run(paths: list[Path], feeds: list[dict[str, np.ndarray]], work: Path, rounds: int = 9) -> dict[str, dict]:
     """onnxruntime-web (WASM, 1 thread, Node) on `paths`: logits of `feeds` and the 16-token median."""
     (work / "feeds.json").write_text(json.dumps([{k: v[0].tolist() for k, v in f.items()} for f in feeds]))
-    env = {**os.environ, "THREADS": "1", "LEN": "16", "ROUNDS": "9", "FEEDS": str(work / "feeds.json"), "OUT": str(work / "wasm.json")}
+    env = {**os.environ, "THREADS": "1", "LEN": "16", "ROUNDS": str(rounds), "FEEDS": str(work / "feeds.json"), "OUT": str(work / "wasm.json")}
     subprocess.run(["node", str(ROOT / "benchmarks" / "wasm_graphs.mjs"), *map(str, paths)], check=True, env=env, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     return {g["path"]: g for g in json.loads((work / "wasm.json").read_text())["graphs"]}

@@ -18,6 +18,7 @@ weights (``reduce_range``: |w| ≤ 64, 32,640) guarantee.
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 import sys
@@ -154,8 +155,6 @@ def exact_logits(model: str | Path, feeds: list[Mapping[str, np.ndarray]]) -> np
 
 def qemu() -> str | None:
     """Path of ``qemu-x86_64`` (Debian's qemu-user) on an x86-64 host, else None."""
-    import platform
-
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return None
     return shutil.which("qemu-x86_64")
@@ -204,8 +203,6 @@ def emulated_cpu_logits(model: str | Path, feeds: list[Mapping[str, np.ndarray]]
 
 def cpu_flags() -> dict[str, object]:
     """This machine's CPU model and the flags that pick onnxruntime's int8 kernels (Linux /proc/cpuinfo)."""
-    import platform
-
     model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
