@@ -3,7 +3,10 @@
 #   make test   the whole test suite: Python (pytest), JavaScript (node --test), browser (Playwright +
 #               Chromium), and the browser benchmark's short mode
 # Both first install what they need: .venv with the pinned versions of constraints.txt, the npm
-# packages of package-lock.json and, for the tests, Debian's Chromium and qemu-user.
+# packages of package-lock.json (and micropip's wheel for Pyodide) and, for the tests, Debian's
+# Chromium and qemu-user.
+#   make dist   the packages people install, into dist/: runtime_py's wheel and sdist
+#               (edge-intent-runtime), the builder's (edge-intent-kit) and the npm tarball of web/
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,11 +22,12 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 QEMU := /usr/bin/qemu-x86_64
 
-.PHONY: demo test test-py test-js test-e2e test-bench test-slow fixtures bench bench-browser node chromium clean
+.PHONY: demo dist test test-py test-js test-e2e test-bench test-slow fixtures bench bench-browser node chromium clean
 
-$(STAMP): pyproject.toml constraints.txt
+# Two distributions: the runtime (runtime_py/pyproject.toml) and the builder, which requires it.
+$(STAMP): pyproject.toml setup.py runtime_py/pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[build,serve,dev,onnx]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ./runtime_py -e ".[build,serve,dev,onnx]"
 	@touch $@
 
 node:
@@ -31,8 +35,10 @@ node:
 
 # onnxruntime-web, Pyodide and transformers.js, served from our own origin. --ignore-scripts: the
 # only install script is onnxruntime-node's binary download (a transformers.js dependency we never run).
-$(NODE_STAMP): package.json package-lock.json | node
+# Pyodide from npm has no packages: micropip's wheel comes from PyPI, into node_modules/pyodide/.
+$(NODE_STAMP): package.json package-lock.json | node $(STAMP)
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(PY) -m builder.serve.wheels
 	@touch $@
 
 # Playwright cannot download browsers here: the browser tests drive Debian's Chromium.
@@ -77,7 +83,14 @@ test-bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m builder build --if-missing
 	$(PY) -m builder bench --quick
 
-test: test-py test-js test-e2e test-bench
+# SOURCE_DATE_EPOCH: the same sources give the same wheels. `npm pack` writes web/types/ first (tsc).
+dist: $(STAMP) $(NODE_STAMP)
+	SOURCE_DATE_EPOCH=315532800 $(PY) -m build --no-isolation --outdir dist runtime_py
+	SOURCE_DATE_EPOCH=315532800 $(PY) -m build --no-isolation --outdir dist .
+	cd web && npm pack --silent --pack-destination ../dist
+
+# The package tests (tests/test_packages.py, e2e/test_packages.py) build and install their own copies.
+test: dist test-py test-js test-e2e test-bench
 
 # Real-model and full-size checks, kept out of `make test` for time.
 test-slow: $(STAMP)
@@ -94,4 +107,4 @@ bench-browser: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m builder bench --json bench.json --markdown bench.md --plot bench.png
 
 clean:
-	rm -rf $(GENERATED) models/bundles models/data .pytest_cache
+	rm -rf $(GENERATED) models/bundles models/data .pytest_cache web/types

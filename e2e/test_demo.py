@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+import runtime_py
 from runtime_py import Router
 
 from .conftest import READY_TIMEOUT_MS, PageLog
@@ -92,6 +93,8 @@ def test_pyodide_engine_is_identical_to_cpython(context: BrowserContext, served:
     open_demo(page, served)
     out = client_results(page, UTTERANCES, "wasm", engine="pyodide")
     assert_same(router_bow, out["results"], UTTERANCES, 1e-12)
+    # runtime_py's wheel, installed by micropip (both from our origin), not a copy of the sources
+    assert (out["status"]["runtime_py"], out["status"]["runtime_installer"]) == (runtime_py.__version__, "micropip")
     assert not log.errors, log.errors
     assert not log.foreign(served), log.foreign(served)
 

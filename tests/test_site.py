@@ -17,7 +17,8 @@ import pytest
 
 from builder.errors import BuildError
 from builder.serve.site import HEADERS_NAME, build_site, format_report, is_site
-from builder.serve.web_assets import VENDOR, WebLayout, runtime_zip
+from builder.serve.web_assets import RUNTIME_WHEEL_URL, VENDOR, WebLayout, runtime_zip
+from builder.serve.wheels import runtime_wheel
 from conftest import ROOT
 from runtime_py.errors import BundleError, IntentKitError
 from test_server import SECRET, make_layout
@@ -33,7 +34,7 @@ EXPECTED_OWN = {
     "index.html", "app.js", "style.css", "logo.png", "img/icon.svg",
     "web/router.js", "web/text.mjs",
     "bundle/manifest.json", "bundle/bow.json", "bundle/onnx/model_quantized.onnx", "bundle/vocab.txt",
-    "py/runtime_py.zip", HEADERS_NAME,
+    "py/runtime_py.zip", RUNTIME_WHEEL_URL, HEADERS_NAME,
 }  # fmt: skip
 EXPECTED_VENDOR = {f"vendor/{package}/{name}" for package, spec in VENDOR.items() for name in spec.files}
 
@@ -68,6 +69,7 @@ def test_files_are_copies_of_their_sources(site: Path, layout: WebLayout) -> Non
     assert (site / "vendor/ort/ort-wasm-simd-threaded.wasm").read_bytes() == layout.vendor_source("ort", "ort-wasm-simd-threaded.wasm").read_bytes()
     assert (site / "bundle/manifest.json").read_bytes() == (layout.bundle / "manifest.json").read_bytes()
     assert (site / "py/runtime_py.zip").read_bytes() == runtime_zip(layout.runtime_package)
+    assert (site / RUNTIME_WHEEL_URL).read_bytes() == runtime_wheel(layout.runtime_package).read_bytes()
 
 
 def test_headers_file(site: Path) -> None:

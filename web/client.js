@@ -5,6 +5,9 @@
 //   client.onStatus = (status, event) => render(status);   // progressive start, fallbacks, progress
 //   const result = await client.classify("how is AAPL doing");  // answers as soon as BoW is loaded
 //   await client.ready();                                   // every tier loaded (or failed)
+//
+// Bundlers (Vite, webpack, esbuild with worker.js as a second entry point) find the worker through
+// `new Worker(new URL("./worker.js", import.meta.url), { type: "module" })`: keep that line as it is.
 
 import { RemoteBundle } from "./bundle.js";
 import { errorFromObject } from "./errors.js";
@@ -32,11 +35,13 @@ export class IntentClient {
    * Start a worker and load the bundle at `bundleUrl` (relative to the page).
    * @param {{bundleUrl?: string, backend?: "wasm" | "webgpu" | "webgl", engine?: "js" | "pyodide",
    *   variant?: string | null, threads?: number | null, tiers?: string[] | null, router?: import("./router.js").RouterOptions,
-   *   prefetch?: boolean,
-   *   onStatus?: (status: any, event: any) => void}} [options]
+   *   prefetch?: boolean, ortUrl?: string | null, pyodideUrl?: string | null, runtimeWheelUrl?: string | null,
+   *   onStatus?: (status: any, event: any) => void}} [options] `ortUrl`: the folder holding onnxruntime-web's
+   *   dist files (default `../vendor/ort/` from the worker, where `serve` and `site` put them); `pyodideUrl`:
+   *   Pyodide's folder with micropip's wheel; `runtimeWheelUrl`: runtime_py's wheel (the Pyodide engine).
    */
   static async create(options = {}) {
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `intent-${options.engine ?? "js"}` });
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const client = new IntentClient(worker);
     client.onStatus = options.onStatus ?? null;
     const bundleUrl = options.bundleUrl ?? "./bundle/";
@@ -53,6 +58,9 @@ export class IntentClient {
       threads: options.threads ?? null,
       tiers: options.tiers ?? null,
       router: options.router ?? {},
+      ortUrl: options.ortUrl ?? null,
+      pyodideUrl: options.pyodideUrl ?? null,
+      runtimeWheelUrl: options.runtimeWheelUrl ?? null,
     });
     return client;
   }
@@ -89,6 +97,7 @@ export class IntentClient {
   /**
    * The routed result (runtime_py's RouteResult.to_dict() shape); rejects with InputError for bad input.
    * @param {string} text
+   * @returns {Promise<import("./router.js").RouteResult>}
    */
   classify(text) {
     return this.call("classify", { text });

@@ -1,24 +1,26 @@
 // The Pyodide engine: runtime_py itself, inside Pyodide (CPython compiled to WebAssembly), on the
 // bundle's BoW tiers. Pyodide ships no onnxruntime, so transformer tiers are reported, not run.
-// Results are runtime_py's RouteResult.to_dict(), bit for bit what CPython answers.
+// Results are runtime_py's RouteResult.to_dict(), bit for bit what CPython answers. runtime_py is
+// installed as its wheel (built with python -m build) by micropip, both from our own origin.
 
 import { NO_BUNDLE_FACTS, RemoteBundle, selectTiers } from "./bundle.js";
 import { errorFromObject, errorToObject } from "./errors.js";
 import { timeSets } from "./timing.js";
 
-const SITE = "/home/pyodide/intent-kit";
+const WHEELS = "/tmp/wheels";
 const BUNDLE_DIR = "/home/pyodide/bundle";
 
 const BOOT = `
 import json, sys
-sys.path.insert(0, ${JSON.stringify(SITE)})
+from importlib.metadata import distribution
 from runtime_py import Router, __version__ as runtime_version
 from runtime_py.errors import IntentKitError
 
 def make_router(tiers, options):
     global router
     router = Router.from_bundle(${JSON.stringify(BUNDLE_DIR)}, tiers=list(tiers), environ={}, **json.loads(options))
-    return json.dumps({"problems": router.problems, "version": runtime_version, "python": sys.version.split()[0]})
+    installer = (distribution("edge-intent-runtime").read_text("INSTALLER") or "").strip()
+    return json.dumps({"problems": router.problems, "version": runtime_version, "installer": installer, "python": sys.version.split()[0]})
 
 def _tier(name):
     return next(t for t in router.tiers if t.name == name)
@@ -48,8 +50,30 @@ function pythonOptions(options = {}) {
   return out;
 }
 
+/**
+ * Install runtime_py's wheel (`bytes`, named `name`) with micropip, loaded from Pyodide's own folder
+ * (make puts micropip's wheel there: Pyodide from npm ships no packages).
+ * @param {any} pyodide @param {string} pyodideUrl @param {string} name @param {Uint8Array} bytes
+ */
+async function installRuntime(pyodide, pyodideUrl, name, bytes) {
+  const problems = [];
+  // PyPI's micropip wheel holds what Pyodide's does, but in other bytes than its lock file's sha256.
+  await pyodide.loadPackage("micropip", { checkIntegrity: false, messageCallback: () => {}, errorCallback: (m) => problems.push(m) });
+  if (!pyodide.loadedPackages.micropip) {
+    throw new Error(`micropip did not load from ${pyodideUrl} (${problems.join("; ") || "no reason given"}); make downloads it (python -m builder.serve.wheels)`);
+  }
+  pyodide.FS.mkdirTree(WHEELS);
+  pyodide.FS.writeFile(`${WHEELS}/${name}`, bytes);
+  const micropip = pyodide.pyimport("micropip");
+  try {
+    await micropip.install(`emfs:${WHEELS}/${name}`);
+  } finally {
+    micropip.destroy();
+  }
+}
+
 export class PyodideEngine {
-  /** @param {import("./engine.js").EngineOptions & {pyodideUrl: string, runtimeZipUrl: string}} options */
+  /** @param {import("./engine.js").EngineOptions & {pyodideUrl: string, runtimeWheelUrl: string}} options */
   constructor(options) {
     this.options = options;
     this.tierState = [];
@@ -80,8 +104,9 @@ export class PyodideEngine {
 
   async _load() {
     const bundleP = RemoteBundle.open(this.options.bundleUrl, this.options.prefetch ?? null);
-    const zipP = fetch(this.options.runtimeZipUrl).then((r) => {
-      if (!r.ok) throw new Error(`${this.options.runtimeZipUrl}: HTTP ${r.status}`);
+    const wheelUrl = this.options.runtimeWheelUrl;
+    const wheelP = fetch(wheelUrl).then((r) => {
+      if (!r.ok) throw new Error(`${wheelUrl}: HTTP ${r.status}`);
       return r.arrayBuffer();
     });
     const { loadPyodide } = await import(new URL("pyodide.mjs", this.options.pyodideUrl).href);
@@ -101,9 +126,10 @@ export class PyodideEngine {
     this.emit({ event: "manifest" });
     const bowSpecs = specs.filter((s) => s.kind === "bow");
     const files = await Promise.all(bowSpecs.map((s) => this.bundle.file(s.files.model)));
-    const [pyodide, zip] = await Promise.all([pyodideP, zipP]);
+    const [pyodide, wheel] = await Promise.all([pyodideP, wheelP]);
     this.timings.pyodide_ms = performance.now() - this.started;
-    pyodide.unpackArchive(zip, "zip", { extractDir: SITE });
+    await installRuntime(pyodide, this.options.pyodideUrl, new URL(wheelUrl).pathname.split("/").pop(), new Uint8Array(wheel));
+    this.timings.install_ms = performance.now() - this.started - this.timings.pyodide_ms;
     pyodide.FS.mkdirTree(BUNDLE_DIR);
     pyodide.FS.writeFile(`${BUNDLE_DIR}/manifest.json`, JSON.stringify(manifest.raw));
     bowSpecs.forEach((spec, i) => {
@@ -177,6 +203,7 @@ export class PyodideEngine {
       adapter: null,
       python: this.info?.python ?? null,
       runtime_py: this.info?.version ?? null,
+      runtime_installer: this.info?.installer ?? null,
       crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
       ...(this.bundle ? this.bundle.facts() : NO_BUNDLE_FACTS),
       tiers: this.tierState.map((t) => ({ ...t })),

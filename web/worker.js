@@ -1,6 +1,7 @@
 // The Web Worker that runs inference, so typing never waits on a model (client.js talks to it).
 //
-// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, threads, tiers, router, prefetch}
+// Messages in:  {id, op: "init", bundleUrl, backend, engine, variant, threads, tiers, router, prefetch,
+//                ortUrl, pyodideUrl, runtimeWheelUrl}
 //               {id, op: "classify", text} | {id, op: "status"} | {id, op: "bench", tier, sets, timing}
 // Messages out: {id, ok: true, value} | {id, ok: false, error: {name, message}}
 //               {event: "manifest" | "tier" | "fallback" | "progress" | "ready" | "failed", status, ...}
@@ -9,9 +10,12 @@ import { JsEngine } from "./engine.js";
 import { wasmThreads } from "./backends.js";
 import { errorToObject } from "./errors.js";
 import { PyodideEngine } from "./pyodide-engine.js";
+import { runtimeWheelName } from "./version.js";
 
+// Where `serve` and `site` put onnxruntime-web, Pyodide and runtime_py's wheel; a page that bundles
+// this package elsewhere names its own (IntentClient.create's ortUrl, pyodideUrl, runtimeWheelUrl).
 const VENDOR = new URL("../vendor/", import.meta.url).href;
-const RUNTIME_ZIP = new URL("../py/runtime_py.zip", import.meta.url).href;
+const RUNTIME_WHEEL = new URL(`../py/${runtimeWheelName()}`, import.meta.url).href;
 
 /** @type {JsEngine | PyodideEngine | null} */
 let engine = null;
@@ -36,9 +40,12 @@ function onEvent(event) {
 async function init(message) {
   if (engine) throw new Error("this worker is already initialised; create another client");
   wasmThreads(message.threads ?? null); // a bad value fails here, not when the transformer loads
+  const base = message.pageUrl ?? self.location.href;
+  const url = (given, fallback) => (given ? new URL(given, base).href : fallback);
+  const folder = (given, fallback) => url(given && !given.endsWith("/") ? `${given}/` : given, fallback);
   const options = {
-    bundleUrl: new URL(message.bundleUrl, message.pageUrl ?? self.location.href).href,
-    vendorUrl: `${VENDOR}ort/`,
+    bundleUrl: new URL(message.bundleUrl, base).href,
+    vendorUrl: folder(message.ortUrl, `${VENDOR}ort/`),
     backend: message.backend ?? "wasm",
     variant: message.variant ?? null,
     threads: message.threads ?? null,
@@ -48,7 +55,11 @@ async function init(message) {
     onEvent,
   };
   if (message.engine === "pyodide") {
-    engine = new PyodideEngine({ ...options, pyodideUrl: `${VENDOR}pyodide/`, runtimeZipUrl: RUNTIME_ZIP });
+    engine = new PyodideEngine({
+      ...options,
+      pyodideUrl: folder(message.pyodideUrl, `${VENDOR}pyodide/`),
+      runtimeWheelUrl: url(message.runtimeWheelUrl, RUNTIME_WHEEL),
+    });
   } else if (!message.engine || message.engine === "js") {
     engine = new JsEngine(options);
   } else {
