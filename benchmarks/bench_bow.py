@@ -28,7 +28,7 @@ from runtime_py.tiers import BowTier
 def dense_logits(tier: BowTier) -> Callable[[str], list[float]]:
     model = tier.model
     vec = model.vectorizer
-    columns = list(zip(*model.rows))  # class-major: one full weight column per class
+    columns = list(zip(*[model.rows[i] for i in range(len(vec.vocab))]))  # class-major: one full weight column per class
     size = len(vec.vocab)
 
     def run(text: str) -> list[float]:

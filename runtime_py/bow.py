@@ -3,7 +3,9 @@
 Format version 2 packs ``weights`` and ``idf`` as little-endian float32 in base64
 (:func:`pack_float32`): the exact float32 values the model was trained with, in a third of the
 bytes of decimal text, and decoded by a browser without parsing a million numbers
-(docs/BUNDLE.md). Version 1 files (plain JSON lists) still load.
+(docs/BUNDLE.md). Version 1 files (plain JSON lists) still load. Version 3 adds int8 weights with
+one float32 scale per feature row (:func:`pack_int8`, a quarter of float32's bytes) and the
+``token_l2`` normalisation, whose per-token shares the model caches (:meth:`BowModel.logits`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import math
 import sys
 from array import array
+from collections import Counter
 from operator import mul
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,10 +27,12 @@ from .features import FeatureConfig, Vectorizer
 from .jsontypes import is_integer, is_number, is_string_list
 
 BOW_FORMAT = "bow"
-BOW_FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+BOW_FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 REQUIRED_FIELDS = ("labels", "vocab", "weights", "bias", "features")
 PACKED_DTYPE = "float32"
+INT8_DTYPE = "int8"
+TOKEN_CACHE_SIZE = 4096  # tokens whose shares a token_l2 model keeps; cleared whole when full
 
 
 def pack_float32(values: Sequence[float], shape: Sequence[int]) -> dict[str, Any]:
@@ -40,6 +45,70 @@ def pack_float32(values: Sequence[float], shape: Sequence[int]) -> dict[str, Any
     return {"dtype": PACKED_DTYPE, "shape": list(shape), "base64": base64.b64encode(packed.tobytes()).decode("ascii")}
 
 
+def pack_int8(values: Sequence[int], shape: Sequence[int]) -> dict[str, Any]:
+    """Whole numbers in [-127, 127] (row-major) as a packed int8 array: one byte each, base64."""
+    packed = array("b", values)
+    if len(packed) != math.prod(shape):
+        raise ValueError(f"{len(packed)} values for shape {list(shape)}")
+    return {"dtype": INT8_DTYPE, "shape": list(shape), "base64": base64.b64encode(packed.tobytes()).decode("ascii")}
+
+
+def quantize_rows(weights: Sequence[Sequence[float]]) -> tuple[list[int], list[float]]:
+    """Symmetric int8 per row: ``scale = max|w| / 127`` rounded to float32, ``q = round(w / scale)``.
+    Returns the flat integers and the scales; row i's weights are then ``q * scale`` exactly."""
+    flat: list[int] = []
+    scales: list[float] = []
+    for row in weights:
+        top = max((abs(w) for w in row), default=0.0)
+        scale = array("f", [top / 127.0])[0] if top > 0 else 0.0
+        scales.append(scale)
+        flat.extend(max(-127, min(127, round(w / scale))) if scale else 0 for w in row)
+    return flat, scales
+
+
+def _decode_base64(value: Mapping[str, Any], where: str) -> bytes:
+    text = value.get("base64")
+    if not isinstance(text, str):
+        raise BundleError(f"{where}: invalid base64 (expected a string, got {type(text).__name__})")
+    try:
+        return base64.b64decode(text, validate=True)  # RFC 4648: padded, no whitespace
+    except (binascii.Error, ValueError) as exc:
+        raise BundleError(f"{where}: invalid base64 ({exc})") from None
+
+
+def _check_shape(value: Mapping[str, Any], shape: Sequence[int], where: str) -> None:
+    given = value.get("shape")
+    if not (isinstance(given, list) and len(given) == len(shape) and all(is_integer(d) and d == n for d, n in zip(given, shape))):
+        raise BundleError(f"{where}: shape {given!r} does not match the expected {list(shape)}")
+
+
+def unpack_int8(value: Any, shape: tuple[int, int], where: str) -> array:
+    """A packed int8 array of ``prod(shape)`` values in [-127, 127], as ``array("b")``."""
+    _check_shape(value, shape, where)
+    raw = _decode_base64(value, where)
+    if len(raw) != math.prod(shape):
+        raise BundleError(f"{where}: {len(raw)} bytes for shape {list(shape)} (expected {math.prod(shape)})")
+    ints = array("b")
+    ints.frombytes(raw)
+    if -128 in ints:
+        raise BundleError(f"{where}: int8 values must lie in [-127, 127]")
+    return ints
+
+
+class _DequantizedRows(dict):  # type: ignore[type-arg]
+    """Row i of int8 weights as float64 ``q * scale`` (exact), made on first use."""
+
+    def __init__(self, ints: array, scales: Sequence[float], width: int) -> None:
+        super().__init__()
+        self.ints, self.scales, self.width = ints, scales, width
+
+    def __missing__(self, i: int) -> tuple[float, ...]:
+        s, n = self.scales[i], self.width
+        row = tuple([q * s for q in self.ints[i * n : (i + 1) * n]])
+        self[i] = row
+        return row
+
+
 def _count(value: Any) -> Any:
     return len(value) if isinstance(value, list) else "no list of"
 
@@ -48,17 +117,10 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
     """A field of ``prod(shape)`` numbers, row-major: a packed array (version 2) or (nested) lists."""
     if isinstance(value, Mapping):
         if value.get("dtype") != PACKED_DTYPE:
-            raise BundleError(f"{where}: dtype {value.get('dtype')!r} is not supported (expected {PACKED_DTYPE!r})")
-        given = value.get("shape")
-        if not (isinstance(given, list) and len(given) == len(shape) and all(is_integer(d) and d == n for d, n in zip(given, shape))):
-            raise BundleError(f"{where}: shape {given!r} does not match the expected {list(shape)}")
-        text = value.get("base64")
-        if not isinstance(text, str):
-            raise BundleError(f"{where}: invalid base64 (expected a string, got {type(text).__name__})")
-        try:
-            raw = base64.b64decode(text, validate=True)  # RFC 4648: padded, no whitespace
-        except (binascii.Error, ValueError) as exc:
-            raise BundleError(f"{where}: invalid base64 ({exc})") from None
+            raise BundleError(f"{where}: dtype {value.get('dtype')!r} is not supported (expected {PACKED_DTYPE!r}"
+                              f"{' or ' + repr(INT8_DTYPE) if len(shape) == 2 else ''})")
+        _check_shape(value, shape, where)
+        raw = _decode_base64(value, where)
         if len(raw) != 4 * math.prod(shape):
             raise BundleError(f"{where}: {len(raw)} bytes for shape {list(shape)} (expected {4 * math.prod(shape)})")
         floats = array("f")
@@ -87,30 +149,108 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
 
 
 class BowModel:
-    """Loaded ``bow.json``: ``logits(text)`` and calibrated ``probabilities(text)``."""
+    """Loaded ``bow.json``: ``logits(text)`` and calibrated ``probabilities(text)``.
+
+    `weights` are feature-major rows of floats, or, with `scales`, the flat int8 values of every
+    row (row i's weights are ``q * scales[i]``, dequantized when a text first hits the row)."""
 
     def __init__(
         self,
         labels: Sequence[str],
         config: FeatureConfig,
         vocab: Sequence[str],
-        weights: Sequence[Sequence[float]],
+        weights: Sequence[Sequence[float]] | Sequence[int],
         bias: Sequence[float],
         temperature: float = 1.0,
         idf: Sequence[float] | None = None,
+        scales: Sequence[float] | None = None,
     ) -> None:
         self.labels = list(labels)
         self.vectorizer = Vectorizer(config, vocab, idf)
-        # Feature-major rows as tuples: the hot loop transposes the few rows a text hits.
-        self.rows = [tuple(map(float, row)) for row in weights]
+        width = len(self.labels)
+        self.rows: Any
+        if scales is not None:
+            if len(scales) != len(vocab) or len(weights) != len(vocab) * width:
+                raise ValueError(f"{len(weights)} int8 weights and {len(scales)} scales for {len(vocab)} features x {width} labels")
+            ints = weights if isinstance(weights, array) else array("b", weights)  # type: ignore[arg-type]
+            self.rows = _DequantizedRows(ints, [float(v) for v in scales], width)
+        else:
+            # Feature-major rows as tuples: the hot loop transposes the few rows a text hits.
+            self.rows = [tuple(map(float, row)) for row in weights]  # type: ignore[arg-type]
         self.bias = tuple(map(float, bias))
         self.temperature = float(temperature)
+        self.quantized = scales is not None
+        self._tokens: dict[str, tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]] = {}
+        self._units: dict[int, tuple[tuple[float, ...], float]] = {}
 
     @property
     def config(self) -> FeatureConfig:
         return self.vectorizer.config
 
+    def _share(self, indices: list[int], values: list[float]) -> tuple[float, ...] | None:
+        """``sum_k values[k] * row(indices[k])``, label by label, in index order (None if empty)."""
+        if not indices:
+            return None
+        rows = self.rows
+        return tuple([sum(map(mul, column, values)) for column in zip(*[rows[i] for i in indices])])
+
+    def _unit(self, i: int, count: int) -> tuple[tuple[float, ...], float]:
+        """Feature i seen `count` times in a group of its own: its share and squared value."""
+        _, values, q = self.vectorizer.group_values([self.vectorizer.vocab[i]] * count)
+        v = values[0]
+        return tuple([w * v for w in self.rows[i]]), q
+
+    def _token_share(self, tok: str) -> tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]:
+        (wi, wv, wq), (ci, cv, cq) = self.vectorizer.token_groups(tok)
+        return self._share(wi, wv), wq, self._share(ci, cv), cq
+
+    def _grouped_logits(self, text: str) -> list[float]:
+        """``token_l2``: ``bias + words * (1 / sqrt(qw)) + chars * (1 / sqrt(qc))``, where each
+        token's shares (and squared norms) come from a cache keyed by the token."""
+        vec = self.vectorizer
+        toks = vec.extractor.tokens(text)
+        cache = self._tokens
+        words: list[tuple[float, ...]] = []
+        chars: list[tuple[float, ...]] = []
+        qw = qc = 0.0
+        for tok in toks:
+            hit = cache.get(tok)
+            if hit is None:
+                if len(cache) >= TOKEN_CACHE_SIZE:
+                    cache.clear()
+                hit = cache[tok] = self._token_share(tok)
+            if hit[0] is not None:
+                words.append(hit[0])
+                qw += hit[1]
+            if hit[2] is not None:
+                chars.append(hit[2])
+                qc += hit[3]
+        if len(toks) > 1 and vec.config.ngram_max > 1:
+            # The longer n-grams' group, one share per distinct n-gram in first-seen order (those
+            # seen once come from a cache of idf[i] * row i).
+            index, units = vec.index, self._units
+            for gram, count in Counter(vec.extractor.long_grams(toks)).items():
+                i = index.get(gram)
+                if i is None:
+                    continue
+                if count == 1:
+                    unit = units.get(i)
+                    if unit is None:
+                        unit = units[i] = self._unit(i, 1)
+                else:
+                    unit = self._unit(i, count)
+                words.append(unit[0])
+                qw += unit[1]
+        out = list(self.bias)
+        for parts, q in ((words, qw), (chars, qc)):
+            if parts:
+                scale = 1.0 / math.sqrt(q)
+                out = [o + sum(column) * scale for o, column in zip(out, zip(*parts))]
+        return out
+
     def logits(self, text: str) -> list[float]:
+        if self.vectorizer.config.norm == "token_l2":
+            return self._grouped_logits(text)
         rows = self.rows
         if self.vectorizer.counts_only:
             # Summing the rows of every occurrence is the count-vector product, ~2x faster.
@@ -154,8 +294,21 @@ class BowModel:
             raise BundleError(f"{where}: bias has {_count(bias)} values for {n_labels} labels")
         if not all(map(is_number, bias)):
             raise BundleError(f"{where}: bias: every value must be a finite number")
-        flat = unpack_floats(data["weights"], (len(vocab), n_labels), f"{where}: weights")
-        weights = [flat[i : i + n_labels] for i in range(0, len(flat), n_labels)]
+        packed_weights = data["weights"]
+        scales = data.get("scales")
+        weights: Any
+        if isinstance(packed_weights, Mapping) and packed_weights.get("dtype") == INT8_DTYPE:
+            weights = unpack_int8(packed_weights, (len(vocab), n_labels), f"{where}: weights")
+            if scales is None:
+                raise BundleError(f"{where}: scales is missing (int8 weights need one float32 scale per feature)")
+            scales = unpack_floats(scales, (len(vocab),), f"{where}: scales")
+            if any(v < 0 for v in scales):
+                raise BundleError(f"{where}: scales: every value must be >= 0")
+        else:
+            if scales is not None:
+                raise BundleError(f"{where}: scales is only for int8 weights")
+            flat = unpack_floats(packed_weights, (len(vocab), n_labels), f"{where}: weights")
+            weights = [flat[i : i + n_labels] for i in range(0, len(flat), n_labels)]
         idf = data.get("idf")
         if idf is not None:
             idf = unpack_floats(idf, (len(vocab),), f"{where}: idf")
@@ -164,7 +317,7 @@ class BowModel:
         if not is_number(temperature) or temperature <= 0:
             raise BundleError(f"{where}: temperature must be a positive number, got {temperature!r}")
         try:
-            return cls(labels, config, vocab, weights, bias, temperature, idf)
+            return cls(labels, config, vocab, weights, bias, temperature, idf, scales)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {exc}") from None
 

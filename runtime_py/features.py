@@ -8,7 +8,11 @@ A text becomes a sparse vector in four steps, each set by :class:`FeatureConfig`
    set, character n-grams of each token padded with spaces, prefixed with ``#`` (``"# ap"``);
 3. values: raw counts (``tf="count"``), ``1 + ln(count)`` (``"log"``) or 1 (``"binary"``),
    times the feature's idf when the vocabulary ships one;
-4. an optional L2 normalisation over the features that are in the vocabulary.
+4. an optional normalisation over the features that are in the vocabulary: ``"l2"`` divides by the
+   Euclidean norm; ``"token_l2"`` (format version 3) splits the text into *groups* (each token:
+   its unigram and its character n-grams; then the longer word n-grams), takes values per group,
+   and divides the word block and the character block each by ``sqrt(sum of its groups' squared
+   norms)``. Each token's share is then a function of the token alone, so runtimes cache it.
 
 docs/BUNDLE.md describes the same steps for the JavaScript runtime.
 """
@@ -24,7 +28,7 @@ from .errors import BundleError
 from .jsontypes import is_integer
 
 TF_MODES = ("count", "log", "binary")
-NORMS = (None, "l2")
+NORMS = (None, "l2", "token_l2")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,21 @@ class FeatureExtractor:
     def tokens(self, text: str) -> list[str]:
         return self._findall(text.lower() if self.config.lowercase else text)
 
+    def char_grams(self, tok: str) -> list[str]:
+        """``#``-prefixed character n-grams of one token padded with spaces (none if not configured)."""
+        if not self.config.char_ngrams:
+            return []
+        lo, hi = self.config.char_ngrams
+        padded = f" {tok} "
+        size = len(padded)
+        return ["#" + padded[i : i + n] for n in range(lo, min(hi, size) + 1) for i in range(size - n + 1)]
+
+    def long_grams(self, toks: Sequence[str]) -> list[str]:
+        """Word n-grams for n = 2..ngram_max, joined with ``_``."""
+        if self.config.ngram_max == 2:
+            return [f"{a}_{b}" for a, b in zip(toks, toks[1:])]
+        return ["_".join(toks[i : i + n]) for n in range(2, self.config.ngram_max + 1) for i in range(len(toks) - n + 1)]
+
     def features(self, text: str) -> list[str]:
         toks = self.tokens(text)
         feats = list(toks)
@@ -140,8 +159,35 @@ class Vectorizer:
         sparse vector is just this list, and a linear layer is a sum of the rows it names."""
         return [i for i in map(self.index.get, self.extractor.features(text)) if i is not None]
 
+    def group_values(self, feats: Iterable[str]) -> tuple[list[int], list[float], float]:
+        """One group's vocabulary indices (first-seen order), values (tf times idf) and squared norm."""
+        index = self.index
+        counts: dict[int, int] = {}
+        for feat in feats:
+            i = index.get(feat)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        indices = list(counts)
+        tf = self.config.tf
+        if tf == "count":
+            values = [float(c) for c in counts.values()]
+        elif tf == "log":
+            values = [1.0 + math.log(c) for c in counts.values()]
+        else:
+            values = [1.0] * len(indices)
+        if self.idf is not None:
+            idf = self.idf
+            values = [v * idf[i] for i, v in zip(indices, values)]
+        return indices, values, sum(v * v for v in values)
+
+    def token_groups(self, tok: str) -> tuple[tuple[list[int], list[float], float], tuple[list[int], list[float], float]]:
+        """``token_l2``: one token's word group (its unigram) and character group."""
+        return self.group_values((tok,)), self.group_values(self.extractor.char_grams(tok))
+
     def transform(self, text: str) -> tuple[list[int], list[float]]:
         """Sparse vector of `text`: vocabulary indices in first-seen order, and their values."""
+        if self.config.norm == "token_l2":
+            return self._transform_grouped(text)
         index = self.index
         counts: dict[int, int] = {}
         for feat in self.extractor.features(text):
@@ -163,6 +209,25 @@ class Vectorizer:
             scale = math.sqrt(sum(v * v for v in values))
             values = [v / scale for v in values]
         return indices, values
+
+    def _transform_grouped(self, text: str) -> tuple[list[int], list[float]]:
+        toks = self.extractor.tokens(text)
+        blocks: list[list[tuple[list[int], list[float], float]]] = [[], []]  # word groups, char groups
+        for tok in toks:
+            word, char = self.token_groups(tok)
+            blocks[0].append(word)
+            blocks[1].append(char)
+        blocks[0].append(self.group_values(self.extractor.long_grams(toks)))
+        merged: dict[int, float] = {}
+        for groups in blocks:
+            q = sum(g[2] for g in groups)
+            if not q:
+                continue
+            scale = 1.0 / math.sqrt(q)
+            for indices, values, _ in groups:
+                for i, v in zip(indices, values):
+                    merged[i] = merged.get(i, 0.0) + v * scale
+        return list(merged), list(merged.values())
 
     def transform_many(self, texts: Iterable[str]) -> list[tuple[list[int], list[float]]]:
         return [self.transform(t) for t in texts]

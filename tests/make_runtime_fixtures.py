@@ -10,6 +10,7 @@ Writes into ``--out`` (about 30 s on 2 cores, most of it the tiny transformer):
   variants), with ``routing.oos_labels = ["oos"]``;
 * ``bundle_blend/``: ``bundle/`` with the transformer blended with the BoW (weight 0.6, fitted temperature);
 * ``bundle_tfidf/``: a BoW tier on the other feature path (char 2-4-grams, log tf, idf, l2 norm);
+* ``bundle_int8/``: the default build's BoW recipe (bow.json version 3: token_l2, int8 rows; a short fit);
 * ``expected.jsonl``: one line per (bundle, router settings, text): runtime_py's
   ``RouteResult.to_dict()`` (or the error it raised) and, for the default settings, each tier's
   logits (``tier_logits``), plus the fp32 variant's (``fp32_logits``);
@@ -176,10 +177,12 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
     from builder.train.bow import BowOptions
 
     data = make_data(out / "data", size)
-    bundles = {"bundle": out / "bundle", "bundle_tfidf": out / "bundle_tfidf"}
+    bundles = {"bundle": out / "bundle", "bundle_tfidf": out / "bundle_tfidf", "bundle_int8": out / "bundle_int8"}
     train_bow_into_bundle(data, bundles["bundle"], BowOptions(epochs=4), replace=True, progress=False)
     tfidf = BowOptions(epochs=4, char_ngrams=(2, 4), tf="log", idf=True, norm="l2", learning_rate=0.05)
     train_bow_into_bundle(data, bundles["bundle_tfidf"], tfidf, replace=True, progress=False)
+    robust = BowOptions.robust(c_grid=(10.0,), max_iter=40, max_weights=13 * 3000)
+    train_bow_into_bundle(data, bundles["bundle_int8"], robust, replace=True, progress=False)
     if transformer:
         from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
         from builder.train.fine_tune import TransformerOptions

@@ -126,7 +126,7 @@ def test_version_1_lists_load_as_the_same_model(small_bundle):
     from runtime_py.bow import unpack_floats
 
     data = json.loads((small_bundle / "bow.json").read_text())
-    assert data["format_version"] == 2 and data["weights"]["dtype"] == "float32"
+    assert data["format_version"] == 3 and data["weights"]["dtype"] == "float32"
     n, v = len(data["labels"]), len(data["vocab"])
     flat = unpack_floats(data["weights"], (v, n), "weights")
     old = {**data, "format_version": 1, "weights": [flat[i : i + n] for i in range(0, len(flat), n)]}
@@ -155,3 +155,58 @@ def test_bad_packed_weights_name_the_problem(small_bundle, change, message):
     data["weights"] = change(data["weights"])
     with pytest.raises(BundleError, match=message):
         BowModel.from_json(data)
+
+
+def test_token_l2_normalises_the_word_and_character_blocks_by_their_groups():
+    """token_l2: a group per token (unigram, character n-grams) and one for longer word n-grams;
+    each block is divided by sqrt(sum of its groups' squared norms)."""
+    config = FeatureConfig(char_ngrams=(2, 2), norm="token_l2")
+    vocab = ["a", "b", "a_b", "# a", "#a ", "# b"]
+    idf = [1.0, 2.0, 3.0, 1.0, 1.0, 4.0]
+    idx, val = Vectorizer(config, vocab, idf).transform("a b a")
+    words = {0: 2 * 1.0, 1: 2.0, 2: 3.0}  # "a" twice (a group each), "b", then the bigram "a_b" (once: "b_a" is unknown)
+    qw = 1.0 + 4.0 + 1.0 + 9.0  # per-group squared norms: a, b, a, {a_b}
+    chars = {3: 2 * 1.0, 4: 2 * 1.0, 5: 4.0}
+    qc = 2.0 + 16.0 + 2.0  # groups: "a" -> {# a, #a }, "b" -> {# b} (b  unknown), "a"
+    want = {i: v / math.sqrt(qw) for i, v in words.items()} | {i: v / math.sqrt(qc) for i, v in chars.items()}
+    assert dict(zip(idx, val)) == pytest.approx(want)
+    assert Vectorizer(config, vocab, idf).transform("zzz") == ([], [])
+
+
+def test_int8_rows_quantize_within_half_a_step_and_load_exactly():
+    from runtime_py.bow import pack_int8, pack_float32, quantize_rows
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(5, 4)).tolist() + [[0.0, 0.0, 0.0, 0.0]]
+    ints, scales = quantize_rows(rows)
+    assert max(map(abs, ints)) == 127 and all(-127 <= q <= 127 for q in ints)
+    for r, row in enumerate(rows):
+        for c, w in enumerate(row):
+            assert abs(ints[r * 4 + c] * scales[r] - w) <= scales[r] / 2 + 1e-12
+    data = {"format": "bow", "format_version": 3, "labels": list("abcd"), "features": {}, "vocab": [f"w{i}" for i in range(6)],
+            "weights": pack_int8(ints, (6, 4)), "scales": pack_float32(scales, (6,)), "bias": [0.0] * 4}
+    model = BowModel.from_json(json.loads(json.dumps(data)))
+    assert model.logits("w1 w5") == [ints[4 + c] * scales[1] for c in range(4)]
+
+
+@pytest.fixture(scope="module")
+def lbfgs_result(small_data):
+    return train_bow(read_splits(small_data), BowOptions.robust(c_grid=(10.0,), max_iter=40, max_weights=12 * 1500), log=lambda _: None, progress=False)
+
+
+def test_lbfgs_recipe_ships_int8_weights_that_runtime_py_reads_as_trained(lbfgs_result, small_data):
+    """The default recipe: version 3, int8 rows, the feature budget kept; the shipped model's
+    accuracy (runtime_py) is the one the builder reported, and a cached token answers as a new one."""
+    model_json = json.loads(json.dumps(lbfgs_result.model))
+    assert model_json["format_version"] == 3 and model_json["weights"]["dtype"] == "int8"
+    assert len(model_json["vocab"]) == 1500 and model_json["features"]["norm"] == "token_l2"
+    model = BowModel.from_json(model_json)
+    test = read_splits(small_data)["test"]
+    hits = [model.labels[int(np.argmax(model.logits(r.text)))] == r.intent for r in test]
+    assert np.mean(hits) == pytest.approx(lbfgs_result.metrics["test"]["accuracy"])
+    fresh = BowModel.from_json(model_json)
+    for r in test[:30]:
+        assert fresh.logits(r.text) == model.logits(r.text)  # model's cache is warm, fresh's is not
+        idx, val = model.vectorizer.transform(r.text)
+        dense = [b + sum(model.rows[i][c] * v for i, v in zip(idx, val)) for c, b in enumerate(model.bias)]
+        assert model.logits(r.text) == pytest.approx(dense, abs=1e-12)

@@ -234,7 +234,7 @@ def test_a_built_bundle_conforms(small_bundle):
         ("manifest.json.tiers[0].threshold: expected", "tiers[0]", False),
         ("bow.json: weights[1] has 1 values", "weights", False),
         ("bow.json: bias has 1 values for 2 labels", "labels", False),
-        ("bow.json: format_version 3 is not supported", "format", False),
+        ("bow.json: format_version 4 is not supported", "format", False),
         ("bow.json: expected a JSON object", "", True),
     ],
 )

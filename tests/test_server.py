@@ -27,7 +27,7 @@ with warnings.catch_warnings():  # Starlette 1.10 asks for httpx2; httpx (instal
 
 from builder.serve import server
 from builder.serve.server import MAX_BATCH, MAX_BODY_BYTES, create_app
-from builder.serve.web_assets import VENDOR, WebLayout, runtime_zip
+from builder.serve.web_assets import RUNTIME_WHEEL_URL, VENDOR, WebLayout, runtime_zip
 from conftest import ROOT
 from runtime_py import Router
 from runtime_py.errors import IntentKitError
@@ -140,6 +140,7 @@ def assert_isolated(response) -> None:
         ("/bundle/onnx/model_quantized.onnx", "application/octet-stream"),
         ("/bundle/vocab.txt", "text/plain"),
         ("/py/runtime_py.zip", "application/zip"),
+        ("/" + RUNTIME_WHEEL_URL, "application/zip"),
     ],
 )
 def test_files_are_served_with_their_mime_type(client: TestClient, layout: WebLayout, url: str, mime: str) -> None:
@@ -571,3 +572,16 @@ def test_serve_without_a_bundle_says_so(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "builder", "serve", "--no-build", "--bundle", str(tmp_path / "none"), "--port", "0"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no usable tier" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_text_files_are_gzipped_when_accepted(client: TestClient, small_bundle: Path) -> None:
+    """bow.json and the scripts travel gzipped to a client that accepts it, with their own ETag; the
+    bytes after decoding are the file's (the browser checks their sha256)."""
+    plain = client.get("/bundle/bow.json", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    raw = client.get("/bundle/bow.json", headers={"Accept-Encoding": "gzip, br"})
+    assert raw.headers["content-encoding"] == "gzip" and raw.content == (small_bundle / "bow.json").read_bytes()
+    assert int(raw.headers["content-length"]) < len(raw.content) and raw.headers["etag"] != plain.headers["etag"]
+    again = client.get("/bundle/bow.json", headers={"Accept-Encoding": "gzip", "If-None-Match": raw.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get("/bundle/bow.json", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("content-encoding") is None

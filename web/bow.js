@@ -1,17 +1,21 @@
 // The bag-of-words tier (runtime_py/bow.py): a linear classifier whose weights ship as JSON.
 // Sums run in the same order as the Python runtime's, so logits agree to the last bit or so.
 // Format version 2 packs weights and idf as little-endian float32 in base64 (unpackFloats);
-// version 1's plain lists still load.
+// version 1's plain lists still load. Version 3 adds int8 weights with one float32 scale per row
+// (row i's weights are q * scales[i], exact in float64) and the token_l2 normalisation, whose
+// per-token shares the model caches (runtime_py/bow.py BowModel._grouped_logits).
 
 import { softmax } from "./calibration.js";
 import { BundleError } from "./errors.js";
 import { allFinite, FeatureConfig, Vectorizer } from "./features.js";
 
 export const BOW_FORMAT = "bow";
-export const BOW_FORMAT_VERSION = 2;
-export const READABLE_VERSIONS = [1, 2];
+export const BOW_FORMAT_VERSION = 3;
+export const READABLE_VERSIONS = [1, 2, 3];
+export const TOKEN_CACHE_SIZE = 4096; // tokens whose shares a token_l2 model keeps; cleared whole when full
 const REQUIRED_FIELDS = ["labels", "vocab", "weights", "bias", "features"];
 const PACKED_DTYPE = "float32";
+const INT8_DTYPE = "int8";
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const count = (v) => (Array.isArray(v) ? v.length : "no list of");
@@ -38,7 +42,9 @@ export function unpackFloats(value, shape, where) {
   let out;
   if (isObject(value)) {
     const v = /** @type {Record<string, any>} */ (value);
-    if (v.dtype !== PACKED_DTYPE) throw new BundleError(`${where}: dtype ${JSON.stringify(v.dtype)} is not supported (expected "${PACKED_DTYPE}")`);
+    if (v.dtype !== PACKED_DTYPE) {
+      throw new BundleError(`${where}: dtype ${JSON.stringify(v.dtype)} is not supported (expected "${PACKED_DTYPE}"${shape.length === 2 ? ` or "${INT8_DTYPE}"` : ""})`);
+    }
     if (!Array.isArray(v.shape) || v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
       throw new BundleError(`${where}: shape ${JSON.stringify(v.shape)} does not match the expected ${JSON.stringify(shape)}`);
     }
@@ -79,6 +85,31 @@ export function unpackFloats(value, shape, where) {
   return out;
 }
 
+/**
+ * A packed int8 array {dtype: "int8", shape, base64} of shape[0] * shape[1] values in [-127, 127].
+ * @param {Record<string, any>} v @param {[number, number]} shape @param {string} where @returns {Int8Array}
+ */
+export function unpackInt8(v, shape, where) {
+  const total = shape[0] * shape[1];
+  if (!Array.isArray(v.shape) || v.shape.length !== 2 || v.shape.some((d, i) => d !== shape[i])) {
+    throw new BundleError(`${where}: shape ${JSON.stringify(v.shape)} does not match the expected ${JSON.stringify(shape)}`);
+  }
+  let bytes;
+  try {
+    if (typeof v.base64 !== "string") throw new Error("not a string");
+    bytes = base64Bytes(v.base64);
+  } catch (error) {
+    throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);
+  }
+  if (bytes.byteLength !== total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${total})`);
+  if (v.base64.length !== 4 * Math.ceil(bytes.byteLength / 3)) {
+    throw new BundleError(`${where}: invalid base64 (${v.base64.length} characters for ${bytes.byteLength} bytes: expected padded RFC 4648 without whitespace)`);
+  }
+  const ints = new Int8Array(bytes.buffer, bytes.byteOffset, total);
+  if (ints.includes(-128)) throw new BundleError(`${where}: int8 values must lie in [-127, 127]`);
+  return ints;
+}
+
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** Loaded bow.json: logits(text) and calibrated probabilities(text). */
@@ -92,13 +123,25 @@ export class BowModel {
    * @param {ArrayLike<number>} bias
    * @param {number} [temperature]
    * @param {ArrayLike<number> | null} [idf]
+   * @param {Float32Array | Float64Array | null} [scales] with Int8Array weights: row i's weights are q * scales[i]
    */
-  constructor(labels, config, vocab, weights, bias, temperature = 1.0, idf = null) {
+  constructor(labels, config, vocab, weights, bias, temperature = 1.0, idf = null, scales = null) {
     this.labels = labels.slice();
     this.vectorizer = new Vectorizer(config, vocab, idf);
     const n = this.labels.length;
+    this.scales = null;
+    /** @type {Map<string, [Float64Array | null, number, Float64Array | null, number]>} */
+    this.tokenCache = new Map();
     // One flat typed array: row i starts at i * n.
-    if (weights instanceof Float64Array || weights instanceof Float32Array) {
+    if (weights instanceof Int8Array) {
+      if (!scales || scales.length !== vocab.length || weights.length !== vocab.length * n) {
+        throw new RangeError(`${weights.length} int8 weights and ${scales ? scales.length : 0} scales for ${vocab.length} features x ${n} labels`);
+      }
+      if (!allFinite(scales)) throw new TypeError("scales: every value must be a finite number");
+      for (let i = 0; i < scales.length; i++) if (scales[i] < 0) throw new RangeError("scales: every value must be >= 0");
+      this.weights = weights;
+      this.scales = scales;
+    } else if (weights instanceof Float64Array || weights instanceof Float32Array) {
       if (weights.length !== vocab.length * n) throw new RangeError(`weights has ${weights.length} values for ${vocab.length} features x ${n} labels`);
       if (!allFinite(weights)) throw new TypeError("weights: every value must be a finite number");
       this.weights = weights;
@@ -122,16 +165,93 @@ export class BowModel {
     return this.vectorizer.config;
   }
 
-  /** Raw scores, one per label. @param {string} text @returns {number[]} */
-  logits(text) {
+  /** Weight of feature row i for label c (int8 rows: q * scale, exact). @param {number} i @param {number} c */
+  weight(i, c) {
+    const n = this.labels.length;
+    return this.scales ? this.weights[i * n + c] * this.scales[i] : this.weights[i * n + c];
+  }
+
+  /**
+   * sum_k values[k] * row(indices[k]), label by label, in index order (null if empty).
+   * @param {number[]} indices @param {number[]} values @returns {Float64Array | null}
+   */
+  share(indices, values) {
+    if (!indices.length) return null;
     const n = this.labels.length;
     const w = this.weights;
+    const scales = this.scales;
+    const out = new Float64Array(n);
+    for (let c = 0; c < n; c++) {
+      let sum = 0;
+      for (let k = 0; k < indices.length; k++) {
+        const i = indices[k];
+        sum += (scales ? w[i * n + c] * scales[i] : w[i * n + c]) * values[k];
+      }
+      out[c] = sum;
+    }
+    return out;
+  }
+
+  /** token_l2: bias + words / sqrt(qw) + chars / sqrt(qc), with each token's shares cached. @param {string} text */
+  groupedLogits(text) {
+    const vec = this.vectorizer;
+    const toks = vec.extractor.tokens(text);
+    const cache = this.tokenCache;
+    const words = [];
+    const chars = [];
+    let qw = 0;
+    let qc = 0;
+    for (const tok of toks) {
+      let hit = cache.get(tok);
+      if (hit === undefined) {
+        if (cache.size >= TOKEN_CACHE_SIZE) cache.clear();
+        const [[wi, wv, wq], [ci, cv, cq]] = vec.tokenGroups(tok);
+        hit = [this.share(wi, wv), wq, this.share(ci, cv), cq];
+        cache.set(tok, hit);
+      }
+      if (hit[0] !== null) {
+        words.push(hit[0]);
+        qw += hit[1];
+      }
+      if (hit[2] !== null) {
+        chars.push(hit[2]);
+        qc += hit[3];
+      }
+    }
+    if (toks.length > 1 && vec.config.ngram_max > 1) {
+      // The longer n-grams' group, one share per distinct n-gram in first-seen order.
+      const [indices, values] = vec.groupValues(vec.extractor.longGrams(toks));
+      for (let k = 0; k < indices.length; k++) {
+        words.push(/** @type {Float64Array} */ (this.share([indices[k]], [values[k]])));
+        qw += values[k] * values[k];
+      }
+    }
+    const n = this.labels.length;
+    const out = Array.from(this.bias);
+    for (const [parts, q] of /** @type {[Float64Array[], number][]} */ ([[words, qw], [chars, qc]])) {
+      if (!parts.length) continue;
+      const scale = 1.0 / Math.sqrt(q);
+      for (let c = 0; c < n; c++) {
+        let sum = 0;
+        for (let k = 0; k < parts.length; k++) sum += parts[k][c];
+        out[c] += sum * scale;
+      }
+    }
+    return out;
+  }
+
+  /** Raw scores, one per label. @param {string} text @returns {number[]} */
+  logits(text) {
+    if (this.vectorizer.config.norm === "token_l2") return this.groupedLogits(text);
+    const n = this.labels.length;
+    const w = this.weights;
+    const scales = this.scales;
     const out = Array.from(this.bias);
     if (this.vectorizer.countsOnly) {
       // bias + every occurrence's row, left to right: the count-vector product.
       for (const i of this.vectorizer.occurrences(text)) {
         const base = i * n;
-        for (let c = 0; c < n; c++) out[c] += w[base + c];
+        for (let c = 0; c < n; c++) out[c] += scales ? w[base + c] * scales[i] : w[base + c];
       }
       return out;
     }
@@ -139,7 +259,10 @@ export class BowModel {
     if (!indices.length) return out;
     for (let c = 0; c < n; c++) {
       let sum = 0;
-      for (let k = 0; k < indices.length; k++) sum += w[indices[k] * n + c] * values[k];
+      for (let k = 0; k < indices.length; k++) {
+        const i = indices[k];
+        sum += (scales ? w[i * n + c] * scales[i] : w[i * n + c]) * values[k];
+      }
       out[c] += sum;
     }
     return out;
@@ -176,14 +299,25 @@ export class BowModel {
     if (!Array.isArray(vocab)) throw new BundleError(`${where}: vocab must be a list of features`);
     if (!Array.isArray(bias) || bias.length !== n) throw new BundleError(`${where}: bias has ${count(bias)} values for ${n} labels`);
     if (!bias.every((v) => typeof v === "number" && Number.isFinite(v))) throw new BundleError(`${where}: bias: every value must be a finite number`);
-    const weights = unpackFloats(d.weights, [vocab.length, n], `${where}: weights`);
+    let weights;
+    let scales = null;
+    if (isObject(d.weights) && d.weights.dtype === INT8_DTYPE) {
+      weights = unpackInt8(d.weights, [vocab.length, n], `${where}: weights`);
+      if (d.scales === null || d.scales === undefined) throw new BundleError(`${where}: scales is missing (int8 weights need one float32 scale per feature)`);
+      scales = unpackFloats(d.scales, [vocab.length], `${where}: scales`);
+      if (!allFinite(scales)) throw new BundleError(`${where}: scales: every value must be a finite number`);
+      for (let i = 0; i < scales.length; i++) if (scales[i] < 0) throw new BundleError(`${where}: scales: every value must be >= 0`);
+    } else {
+      if (d.scales !== null && d.scales !== undefined) throw new BundleError(`${where}: scales is only for int8 weights`);
+      weights = unpackFloats(d.weights, [vocab.length, n], `${where}: weights`);
+    }
     const idf = d.idf === null || d.idf === undefined ? null : unpackFloats(d.idf, [vocab.length], `${where}: idf`);
     const temperature = d.temperature ?? 1.0; // null counts as absent
     if (!(typeof temperature === "number" && Number.isFinite(temperature) && temperature > 0)) {
       throw new BundleError(`${where}: temperature must be a positive number, got ${JSON.stringify(temperature)}`);
     }
     try {
-      return new BowModel(labels, config, vocab, weights, bias, temperature, idf);
+      return new BowModel(labels, config, vocab, weights, bias, temperature, idf, scales);
     } catch (error) {
       throw new BundleError(`${where}: ${/** @type {Error} */ (error).message}`);
     }

@@ -5,7 +5,7 @@ import { BundleError } from "./errors.js";
 import { pythonRegExp } from "./pyregex.js";
 
 export const TF_MODES = ["count", "log", "binary"];
-export const NORMS = [null, "l2"];
+export const NORMS = [null, "l2", "token_l2"];
 const KNOWN = new Set(["token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"]);
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
@@ -26,7 +26,7 @@ export class FeatureConfig {
       }
     }
     if (!TF_MODES.includes(tf)) throw new RangeError(`tf must be one of ${TF_MODES.join(", ")}, got ${JSON.stringify(tf)}`);
-    if (!NORMS.includes(norm)) throw new RangeError(`norm must be null or "l2", got ${JSON.stringify(norm)}`);
+    if (!NORMS.includes(norm)) throw new RangeError(`norm must be null, "l2" or "token_l2", got ${JSON.stringify(norm)}`);
     if (typeof lowercase !== "boolean") throw new TypeError(`lowercase must be true or false, got ${JSON.stringify(lowercase)}`);
     if (typeof token_pattern !== "string") throw new TypeError(`token_pattern must be a string, got ${JSON.stringify(token_pattern)}`);
     this.token_pattern = token_pattern;
@@ -85,6 +85,29 @@ export class FeatureExtractor {
     const out = [];
     re.lastIndex = 0;
     for (const m of source.matchAll(re)) out.push(group ? (m[1] ?? "") : m[0]);
+    return out;
+  }
+
+  /** `#`-prefixed character n-grams of one token padded with spaces ([] if not configured). @param {string} tok */
+  charGrams(tok) {
+    const out = [];
+    if (!this.config.char_ngrams) return out;
+    const [lo, hi] = this.config.char_ngrams;
+    const padded = ` ${tok} `;
+    const chars = ASCII_ONLY.test(padded) ? null : Array.from(padded);
+    const size = chars ? chars.length : padded.length;
+    for (let n = lo; n <= Math.min(hi, size); n++) {
+      for (let i = 0; i + n <= size; i++) out.push("#" + (chars ? chars.slice(i, i + n).join("") : padded.slice(i, i + n)));
+    }
+    return out;
+  }
+
+  /** Word n-grams for n = 2..ngram_max, joined with "_". @param {string[]} toks */
+  longGrams(toks) {
+    const out = [];
+    for (let n = 2; n <= this.config.ngram_max; n++) {
+      for (let i = 0; i + n <= toks.length; i++) out.push(toks.slice(i, i + n).join("_"));
+    }
     return out;
   }
 
@@ -166,11 +189,41 @@ export class Vectorizer {
   }
 
   /**
+   * One group's vocabulary indices (first-seen order), values (tf times idf) and squared norm.
+   * @param {string[]} feats @returns {[number[], number[], number]}
+   */
+  groupValues(feats) {
+    /** @type {Map<number, number>} */
+    const counts = new Map();
+    for (const feat of feats) {
+      const i = this.index.get(feat);
+      if (i !== undefined) counts.set(i, (counts.get(i) ?? 0) + 1);
+    }
+    const indices = [...counts.keys()];
+    const values = [];
+    const tf = this.config.tf;
+    for (const [i, c] of counts) {
+      let v = tf === "count" ? c : tf === "log" ? 1.0 + Math.log(c) : 1.0;
+      if (this.idf !== null) v *= this.idf[i];
+      values.push(v);
+    }
+    let q = 0;
+    for (const v of values) q += v * v;
+    return [indices, values, q];
+  }
+
+  /** token_l2: one token's word group (its unigram) and character group. @param {string} tok */
+  tokenGroups(tok) {
+    return [this.groupValues([tok]), this.groupValues(this.extractor.charGrams(tok))];
+  }
+
+  /**
    * Sparse vector of `text`: vocabulary indices in first-seen order, and their values.
    * @param {string} text
    * @returns {[number[], number[]]}
    */
   transform(text) {
+    if (this.config.norm === "token_l2") return this.transformGrouped(text);
     /** @type {Map<number, number>} */
     const counts = new Map();
     for (const feat of this.extractor.features(text)) {
@@ -193,5 +246,30 @@ export class Vectorizer {
       values = values.map((v) => v / scale);
     }
     return [indices, values];
+  }
+
+  /** token_l2 (runtime_py Vectorizer._transform_grouped). @param {string} text @returns {[number[], number[]]} */
+  transformGrouped(text) {
+    const toks = this.extractor.tokens(text);
+    const words = [];
+    const chars = [];
+    for (const tok of toks) {
+      const [w, c] = this.tokenGroups(tok);
+      words.push(w);
+      chars.push(c);
+    }
+    words.push(this.groupValues(this.extractor.longGrams(toks)));
+    /** @type {Map<number, number>} */
+    const merged = new Map();
+    for (const groups of [words, chars]) {
+      let q = 0;
+      for (const g of groups) q += g[2];
+      if (!q) continue;
+      const scale = 1.0 / Math.sqrt(q);
+      for (const [indices, values] of groups) {
+        for (let k = 0; k < indices.length; k++) merged.set(indices[k], (merged.get(indices[k]) ?? 0) + values[k] * scale);
+      }
+    }
+    return [[...merged.keys()], [...merged.values()]];
   }
 }

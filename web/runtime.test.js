@@ -614,12 +614,12 @@ function defineTests() {
     assert.match(problems[1].error, /weight/);
   });
 
-  test("bow.json: version 2's packed float32 arrays and version 1's lists give the same model; bad packed arrays throw BundleError", () => {
+  test("bow.json: packed float32 arrays (written as version 3) and version 1's lists give the same model; bad packed arrays throw BundleError", () => {
     const dir = join(FIXTURES, "bundle_tfidf");
     const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
     const entry = manifest.tiers.find((t) => t.kind === "bow").files.model;
     const data = decodeJson(readVerified(dir, entry));
-    assert.equal(data.format_version, 2);
+    assert.equal(data.format_version, 3);
     assert.equal(data.weights.dtype, "float32");
     const packed = BowModel.fromJson(data);
     const n = data.labels.length;
@@ -652,3 +652,23 @@ if (!existsSync(FIXTURE_MANIFEST)) {
 } else {
   defineTests();
 }
+
+test("bow.json version 3: int8 rows and token_l2 give the same logits from a warm token cache, a cold one and the merged vector", () => {
+  const dir = join(FIXTURES, "bundle_int8");
+  const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
+  const entry = manifest.tiers.find((t) => t.kind === "bow").files.model;
+  const data = decodeJson(readVerified(dir, entry));
+  assert.equal(data.weights.dtype, "int8");
+  assert.equal(data.features.norm, "token_l2");
+  const warm = BowModel.fromJson(data);
+  const texts = ["how is AAPL doing", "move 200 dollars to my ira", "", "zzz qqq!!", "aapl aapl", "café déjà vu"];
+  for (const text of texts) warm.logits(text);
+  for (const text of texts) {
+    const cold = BowModel.fromJson(data);
+    assert.deepEqual(warm.logits(text), cold.logits(text), text);
+    const [indices, values] = cold.vectorizer.transform(text);
+    const merged = Array.from(cold.bias, (b, c) => b + indices.reduce((s, i, k) => s + cold.weight(i, c) * values[k], 0));
+    warm.logits(text).forEach((x, c) => assert.ok(Math.abs(x - merged[c]) < 1e-12, `${text}: ${x} vs ${merged[c]}`));
+  }
+  assert.throws(() => BowModel.fromJson({ ...data, scales: undefined }), (e) => e instanceof BundleError && /scales is missing/.test(e.message));
+});

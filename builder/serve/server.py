@@ -31,6 +31,7 @@ from runtime_py import Router
 from runtime_py.bundle import Manifest
 from runtime_py.errors import BundleError, InputError, IntentKitError
 
+from .compression import accepts_gzip, compressible, gzipped
 from .web_assets import ISOLATION_HEADERS, WebLayout, cache_control, require_assets, runtime_zip
 
 MAX_BODY_BYTES = 64 * 1024
@@ -138,8 +139,18 @@ def _static(request: Request) -> Response:
         raise HTTPException(404) from None
     response = FileResponse(resolved.path, media_type=resolved.media_type, headers=headers, stat_result=stat_result)
     etag, last_modified = response.headers["etag"], response.headers["last-modified"]
+    gzip_it = compressible(resolved.media_type, stat_result.st_size)
+    if gzip_it:
+        headers["Vary"] = "Accept-Encoding"
+        response.headers["Vary"] = "Accept-Encoding"
+        gzip_it = accepts_gzip(request.headers.get("accept-encoding"))
+        if gzip_it:  # another representation: its own validator
+            etag = etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
     if _not_modified(request, etag, last_modified):
         return Response(status_code=304, headers={**headers, "ETag": etag, "Last-Modified": last_modified})
+    if gzip_it:
+        gz_headers = {**headers, "ETag": etag, "Last-Modified": last_modified, "Content-Encoding": "gzip"}
+        return Response(gzipped(Path(resolved.path), stat_result), media_type=resolved.media_type, headers=gz_headers)
     return response
 
 
