@@ -38,7 +38,7 @@ def graphs(tmp_path_factory):
     model = SequenceClassifier(load_encoder(base), ["balance", "transfer", "card"]).eval()
     fp32 = export_onnx(model, root / "fp32.onnx")
     variants = {v.role: v for v in build_variants(fp32, root / "bundle", 4, 32)}
-    schemes = {name: quantize_int8(fp32, root / f"{name}.onnx", scheme=name) for name in ("u8s8", "u8s7", "u8u8")}
+    schemes = {name: quantize_int8(fp32, root / f"{name}.onnx", scheme=name) for name in ("u8s8", "u8s7", "u8u8", "u8s4")}
     tok = WordPieceTokenizer.from_tokenizer_json(base / "tokenizer.json")
     feeds = [{k: np.asarray(v, dtype=np.int64) for k, v in tok.encode_batch([t])._asdict().items()} for t in TEXTS]
     return root, variants, schemes, feeds
@@ -62,6 +62,8 @@ def test_the_proof_tells_the_schemes_apart(graphs):
     assert max(b.bound for b in u8s8) > INT16_MAX  # 8-bit weights: 255 x (127 + 127) is possible
     assert max(b.bound for b in pair_sum_bounds(schemes["u8s7"])) <= 255 * 128
     assert all(b.bound is None and b.weight_type == "uint8" for b in pair_sum_bounds(schemes["u8u8"]))
+    u8s4 = pair_sum_bounds(schemes["u8s4"])  # the INT4 weights are read through their Cast
+    assert u8s4 and all(b.weight_type == "int4" for b in u8s4) and max(b.bound for b in u8s4) <= 255 * 16
     with pytest.raises(BuildError, match="overflow int16 pair sums on x86 CPUs without VNNI"):
         require_no_saturation(schemes["u8s8"], schemes["u8s8"])
     with pytest.raises(BuildError, match="u8s8.onnx"):
@@ -71,7 +73,7 @@ def test_the_proof_tells_the_schemes_apart(graphs):
 def test_onnxruntime_here_matches_the_exact_integer_reference(graphs):
     """On an AVX2-only machine an overflowing graph fails here; on a VNNI one, the emulated test below does."""
     root, variants, schemes, feeds = graphs
-    for path in (root / "bundle" / variants["model"].path, root / "bundle" / variants["model_fp32"].path, schemes["u8u8"]):
+    for path in (root / "bundle" / variants["model"].path, root / "bundle" / variants["model_fp32"].path, schemes["u8u8"], schemes["u8s4"]):
         ours = np.concatenate([run_onnx(path, f) for f in feeds])
         assert np.max(np.abs(ours - exact_logits(path, feeds))) <= 1e-4, path.name
 
@@ -80,8 +82,8 @@ def test_onnxruntime_here_matches_the_exact_integer_reference(graphs):
 def test_an_avx2_cpu_without_vnni_gives_the_same_logits(graphs):
     root, variants, schemes, feeds = graphs
     shipped = root / "bundle" / variants["model"].path
-    reference = exact_logits(shipped, feeds)
-    assert np.max(np.abs(emulated_cpu_logits(shipped, feeds) - reference)) <= 1e-4
+    for graph in (shipped, schemes["u8s4"]):
+        assert np.max(np.abs(emulated_cpu_logits(graph, feeds) - exact_logits(graph, feeds))) <= 1e-4, graph.name
     # The emulated CPU does run the saturating kernel: the 8-bit graph comes out different there.
     u8s8 = schemes["u8s8"]
     assert np.max(np.abs(emulated_cpu_logits(u8s8, feeds, AVX2_CPU) - exact_logits(u8s8, feeds))) > 0.05

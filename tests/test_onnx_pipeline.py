@@ -180,6 +180,25 @@ def test_prune_refuses_changed_tokenization(tiny):
     assert vocab2 == vocab
 
 
+def test_prune_to_a_token_budget(tiny, tmp_path):
+    """`max_tokens`: single characters always, then the training texts' pieces, most frequent first,
+    then English; rarer words split into smaller pieces, never into [UNK]."""
+    base, _, tok = tiny
+    model = SequenceClassifier(load_encoder(base), ["a", "b"]).eval()
+    vocab, report = prune_vocabulary(model, base / "tokenizer.json", CORPUS * 3 + ["zebra crossing"], load_coverage_sentences(), max_tokens=3000)
+    assert len(vocab) == report.vocab_after == 3000 == model.encoder.get_input_embeddings().num_embeddings
+    assert report.changed > 0 and report.warnings  # allowed, and said
+    kept = set(vocab)
+    assert {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##a", "z", "##z"} <= kept
+    assert all(piece in kept for text in CORPUS for piece in tok.tokenize(text))  # the training texts' pieces first
+    write_tokenizer_files(vocab, base, tmp_path / "pruned", max_length=64)
+    pruned = WordPieceTokenizer.from_tokenizer_json(tmp_path / "pruned" / "tokenizer.json")
+    for sentence in load_coverage_sentences():
+        assert "[UNK]" not in pruned.tokenize(sentence) or "[UNK]" in tok.tokenize(sentence)
+    with pytest.raises(BuildError, match="cannot hold the .* special and single-character tokens"):
+        prune_vocabulary(SequenceClassifier(load_encoder(base), ["a", "b"]), base / "tokenizer.json", CORPUS, [], max_tokens=100)
+
+
 def test_tokenizer_files_match_tokenizers(tiny, tmp_path):
     from tokenizers import Tokenizer
 

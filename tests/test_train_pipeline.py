@@ -87,6 +87,21 @@ def test_prune_shrinks_the_vocabulary_end_to_end(tmp_path, small_data):
     assert result.tiers[0].error is None and len(result.ranking) == len(router.manifest.labels)
 
 
+def test_a_small_tier_end_to_end(tmp_path, small_data):
+    """`train --int8-scheme u8s4 --vocab-size N`: a pruned vocabulary, 4-bit weights proven safe,
+    recorded in the manifest, and a bundle that routes."""
+    base = make_tiny_base(tmp_path / "base")
+    training = TransformerOptions(base=str(base), epochs=1, max_steps=4, batch_size=16)
+    options = TransformerBuildOptions(training=training, int8_scheme="u8s4", vocab_size=2500)
+    train_transformer_into_bundle(small_data, tmp_path / "bundle", options, log=lambda _: None, progress=False)
+    tier = read_manifest(tmp_path / "bundle").tiers[0]
+    assert tier.extra["pruning"]["vocab_after"] == 2500
+    model = tier.extra["variants"]["model"]
+    assert model["int8_scheme"] == "u8s4" and model["max_pair_sum"] <= 255 * 16
+    router = Router.from_bundle(tmp_path / "bundle", strict=True)
+    assert router.classify("how many shares of AAPL do I own").tiers[0].error is None
+
+
 def test_layer_decay_gives_each_encoder_layer_its_own_learning_rate():
     from transformers import BertConfig, BertModel
 

@@ -8,14 +8,21 @@ export const BACKENDS = ["wasm", "webgpu", "webgl"];
 const BUILDS = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs", webgl: "ort.webgl.min.mjs" };
 const SOFTWARE = /swiftshader|llvmpipe|softpipe|software|basic render/i;
 
-/** Threads for WASM: `requested` (a whole number >= 1), else min(4, cores); several only when the
- * page is cross-origin isolated (else ORT cannot share memory). @param {number | null} [requested] */
+/** Threads for WASM: `requested` (a whole number >= 1), else `defaultThreads(cores)`; several only
+ * when the page is cross-origin isolated (else ORT cannot share memory). @param {number | null} [requested] */
 export function wasmThreads(requested = null) {
   const given = requested !== null && requested !== undefined;
   if (given && (!Number.isInteger(requested) || requested < 1)) throw new TypeError(`threads: expected a whole number >= 1, got ${JSON.stringify(requested)}`);
   if (!globalThis.crossOriginIsolated) return 1;
   if (given) return requested;
-  return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency || 1));
+  return defaultThreads(globalThis.navigator?.hardwareConcurrency || 1);
+}
+
+/** One ORT thread per two cores, at most 4: the page's main thread and the worker need cores too.
+ * On 2 cores a second thread made a 16-token MiniLM slower (15.2 vs 10.5 ms; docs/BENCHMARKS.md, "Small").
+ * @param {number} cores */
+export function defaultThreads(cores) {
+  return Math.max(1, Math.min(4, Math.floor(cores / 2)));
 }
 
 /**

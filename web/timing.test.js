@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 
 import { selectTiers } from "./bundle.js";
 import { BundleError } from "./errors.js";
-import { wasmThreads } from "./backends.js";
+import { defaultThreads, wasmThreads } from "./backends.js";
 import { quantile, summarize, timeCalls, timeSets } from "./timing.js";
 
 /** A clock that moves `step` ms each time it is read. */
@@ -83,4 +83,8 @@ test("wasmThreads: a requested count applies only when isolated; bad counts are 
   } finally {
     globalThis.crossOriginIsolated = before;
   }
+});
+
+test("defaultThreads: one per two cores, at least 1, at most 4", () => {
+  assert.deepEqual([1, 2, 3, 4, 6, 8, 16, 64].map(defaultThreads), [1, 1, 1, 2, 3, 4, 4, 4]);
 });

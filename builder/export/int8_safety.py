@@ -83,16 +83,20 @@ def pair_sum_bounds(model) -> list[PairSumBound]:
 
     proto = _load(model)
     inits = {t.name: t for t in proto.graph.initializer}
+    # A weight stored narrower (int4_weights: INT4 cast to int8 when the session is created) is
+    # bounded by the values it holds; the Cast cannot widen them.
+    cast_from = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Cast" and n.input[0] in inits}
     out = []
     for node in proto.graph.node:
         index = WEIGHT_INPUT.get(node.op_type)
         if index is None or len(node.input) <= index:
             continue
         name = node.input[index]
-        if name not in inits:
+        source = inits.get(name) or inits.get(cast_from.get(name, ""))
+        if source is None:
             out.append(PairSumBound(node.name, node.op_type, name, "unknown", 2 * ACTIVATION_MAX * 128))
             continue
-        w = numpy_helper.to_array(inits[name])
+        w = numpy_helper.to_array(source)
         if w.dtype == np.uint8:
             out.append(PairSumBound(node.name, node.op_type, name, "uint8", None))
             continue

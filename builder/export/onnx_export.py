@@ -24,10 +24,11 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
 
 
-def _dummy_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _dummy_inputs(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Batch 2, length 8, second row padded: traces the general (padded) path, never a constant shape.
-    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 1012, 102], [101, 7592, 102, 0, 0, 0, 0, 0]], dtype=torch.int64)
-    mask = (ids != 0).to(torch.int64)
+    # Any ids below the (possibly pruned) vocabulary's size will do.
+    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 1012, 102], [101, 7592, 102, 0, 0, 0, 0, 0]], dtype=torch.int64) % vocab_size
+    mask = torch.tensor([[1] * 8, [1] * 3 + [0] * 5], dtype=torch.int64)
     return ids, mask, torch.zeros_like(ids)
 
 
@@ -47,7 +48,7 @@ def export_onnx(model: SequenceClassifier, out_path: Path, opset: int = 17) -> P
             warnings.simplefilter("ignore")  # TracerWarnings and the dynamo=False deprecation notice
             torch.onnx.export(
                 model,
-                _dummy_inputs(),
+                _dummy_inputs(model.encoder.get_input_embeddings().num_embeddings),
                 str(tmp),
                 dynamo=False,
                 input_names=list(INPUT_NAMES),

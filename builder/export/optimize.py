@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BuildError
+from .int4_weights import store_int4
+from .int8_schemes import DEFAULT_INT8_SCHEME, INT8_SCHEMES
 from .int8_safety import max_pair_sum, require_no_saturation
 from .onnx_export import onnx_op_types
 
@@ -42,25 +44,6 @@ NATIVE_SPEEDUP = 0.95  # keep the fused variant only when its median is below 95
 FUSED_MARKERS = ("com.microsoft.Attention", "com.microsoft.MultiHeadAttention", "com.microsoft.QAttention")
 
 
-@dataclass(frozen=True)
-class Int8Scheme:
-    """How dynamic int8 stores the weights of MatMul/Gemm (activations are always uint8 at run time)."""
-
-    name: str
-    weight_type: str  # onnxruntime.quantization.QuantType member name
-    reduce_range: bool
-    summary: str
-
-
-INT8_SCHEMES = {
-    s.name: s
-    for s in (
-        Int8Scheme("u8s8", "QInt8", False, "8-bit signed weights: int16 pair sums overflow on x86 without VNNI"),
-        Int8Scheme("u8s7", "QInt8", True, "7-bit signed weights (reduce_range): no overflow on any CPU"),
-        Int8Scheme("u8u8", "QUInt8", False, "8-bit unsigned weights: a kernel without 16-bit pair sums"),
-    )
-}
-DEFAULT_INT8_SCHEME = "u8s7"
 
 
 def _tmp_sibling(dst: Path, suffix: str = ".onnx") -> Path:
@@ -119,8 +102,11 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
-        proto = onnx.load(str(out))  # re-save as one file, whatever the quantizer wrote next to it
-        onnx.save_model(proto, str(tmp), save_as_external_data=False)
+        if chosen.weight_bits == 4:
+            store_int4(src, out, tmp)
+        else:
+            proto = onnx.load(str(out))  # re-save as one file, whatever the quantizer wrote next to it
+            onnx.save_model(proto, str(tmp), save_as_external_data=False)
         return _finish(tmp, dst)
     except BuildError:
         raise
@@ -233,7 +219,7 @@ def describe_variant(role: str, path: str | Path, precision: str, fused: bool, i
 
 def _dummy_feeds(sess, batch: int, length: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 5000, size=(batch, length), dtype=np.int64)
+    ids = rng.integers(1000, 2000, size=(batch, length), dtype=np.int64)  # below any pruned vocabulary's size
     ids[:, 0], ids[:, -1] = 101, 102
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     return {i.name: feeds[i.name] for i in sess.get_inputs()}

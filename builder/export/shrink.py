@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -116,6 +117,7 @@ def prune_vocabulary(
     *,
     english_words: int = DEFAULT_ENGLISH_WORDS,
     work_dir: Path | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[list[str], PruneReport]:
     """Prune the vocabulary of `tokenizer_json` and slice `model`'s word embeddings to match, in place.
 
@@ -125,6 +127,11 @@ def prune_vocabulary(
     differently, unless `allow_changes` (then the report's ``warnings`` say so). Write the matching
     tokenizer files with ``write_tokenizer_files(vocab, ...)``. The trial tokenizer file goes to a
     temporary folder inside `work_dir` (a build's staging folder: a killed build's goes with it).
+
+    `max_tokens` keeps at most that many tokens (changes allowed; the report counts them): the
+    special and single-character tokens, then the training texts' tokens, most frequent first, then
+    the English words' tokens in the words' frequency order. Rare words then split into smaller
+    pieces, never into [UNK].
     """
     tokenizer_json = Path(tokenizer_json)
     if check_texts is None:
@@ -145,26 +152,27 @@ def prune_vocabulary(
     prefix = full.continuing_subword_prefix
     for tok in full_vocab:
         body = tok[len(prefix):] if tok.startswith(prefix) and len(tok) > len(prefix) else tok
-        if len(body) == 1 or _is_number(tok):
+        if len(body) == 1 or (_is_number(tok) and max_tokens is None):
             keep.add(tok)
             for form in (body, prefix + body):
                 if form in index:
                     keep.add(form)
-
-    def add_text(text: str) -> None:
-        keep.update(full.tokenize(text))
-
-    n_keep = 0
-    for text in keep_texts:
-        add_text(text)
-        n_keep += 1
-    words = english_word_list(english_words) if english_words else []
-    for word in words:
-        add_text(word)
-        if not full.lowercase:
-            add_text(word.capitalize())
-            add_text(word.upper())
     keep.add(full.unk_token)
+
+    counts: Counter[str] = Counter()
+    for text in keep_texts:
+        counts.update(full.tokenize(text))
+    ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], index[kv[0]]))]
+    for word in english_word_list(english_words) if english_words else []:
+        for form in (word,) if full.lowercase else (word, word.capitalize(), word.upper()):
+            ranked.extend(full.tokenize(form))
+    if max_tokens is not None and max_tokens < len(keep):
+        raise BuildError(f"a vocabulary of {max_tokens:,} tokens cannot hold the {len(keep):,} special and single-character tokens")
+    for tok in ranked:
+        if max_tokens is not None and len(keep) >= max_tokens:
+            break
+        keep.add(tok)
+    allow_changes = allow_changes or max_tokens is not None
     vocab = [t for t in full_vocab if t in keep]
 
     with tempfile.TemporaryDirectory(prefix=".prune-" if work_dir else "intentkit-prune-", dir=work_dir) as tmp:
@@ -328,7 +336,7 @@ def write_tokenizer_files(vocab: list[str], src_dir: Path, out_dir: Path, max_le
     )
     files = {
         "vocab.txt": "".join(t + "\n" for t in vocab),
-        "tokenizer.json": json.dumps(new, ensure_ascii=False, indent=2),
+        "tokenizer.json": json.dumps(new, ensure_ascii=False, separators=(",", ":")),  # the browser downloads it
         "tokenizer_config.json": json.dumps(tok_config, indent=2),
         "special_tokens_map.json": json.dumps(specials, indent=2),
     }

@@ -28,6 +28,9 @@ BUILD_TIERS = ("bow", "transformer")
 # hand-written phrasings its answers above 0.75 are often wrong; the transformer reads those
 # better (docs/BENCHMARKS.md, "Hand-written finance phrasings": the hand-off sweep).
 BUILD_BOW_HANDOFF = 0.99
+# The transformer tier's download (docs/BENCHMARKS.md, "Small"): 4-bit weights, pruned vocabulary.
+BUILD_INT8_SCHEME = "u8s7"
+BUILD_VOCAB_SIZE: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class BuildOptions:
     transformer_epochs: int
     webgl: bool
     quiet: bool
+    int8_scheme: str = BUILD_INT8_SCHEME
+    vocab_size: int | None = BUILD_VOCAB_SIZE
     out: str | Path | None = None
     templates: str | Path | None = None
     data: str | Path | None = None
@@ -133,8 +138,8 @@ def build(options: BuildOptions, log: Callable[[str], None] = to_stderr) -> Path
                 step += 1
                 log(f"[{step}/{steps}] fine-tuning the transformer tier ({options.base}, {options.transformer_epochs} epoch(s))")
                 training = TransformerOptions(base=options.base, epochs=options.transformer_epochs, seed=options.seed)
-                train_transformer_into_bundle(data, out, TransformerBuildOptions(training=training), log=log,
-                                              progress=not options.quiet, draft=draft)
+                shipped = TransformerBuildOptions(training=training, int8_scheme=options.int8_scheme, vocab_size=options.vocab_size)
+                train_transformer_into_bundle(data, out, shipped, log=log, progress=not options.quiet, draft=draft)
                 if webgl:
                     add_webgl(out, data, options.seed, draft=draft, log=log)
             log(f"writing the manifest and swapping the new bundle into {out}")

@@ -23,7 +23,7 @@ from ..bundle.writer import BundleDraft, check_same_intents, edit_bundle, existi
 from ..data.datasets import intent_labels, read_splits
 from ..data.oos_labels import record_oos_labels
 from ..export.onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
-from ..export.optimize import build_variants, describe_variant
+from ..export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant
 from ..export.shrink import prune_vocabulary, write_tokenizer_files
 from ..train.calibration import choose_threshold, fit_temperature
 from ..train.fine_tune import TransformerOptions, tokenizer_for, train_transformer, with_oos_label
@@ -42,8 +42,10 @@ TOKENIZER_ROLES = {
 class TransformerBuildOptions:
     training: TransformerOptions
     quantize: bool = True
+    int8_scheme: str = DEFAULT_INT8_SCHEME
     prune: bool = False
     allow_prune_changes: bool = False
+    vocab_size: int | None = None  # prune to at most this many tokens (implies prune)
     target_precision: float = 0.97
     save_model: str | Path | None = None
 
@@ -92,13 +94,14 @@ def train_transformer_into_bundle(
     full = tokenizer_for(result.tokenizer_dir)
     vocab = [full.id_to_token(i) for i in range(full.vocab_size)]
     prune_report = None
-    if options.prune:
+    if options.prune or options.vocab_size:
         vocab, prune_report = prune_vocabulary(
             model,
             result.tokenizer_dir / "tokenizer.json",
             keep_texts=[r.text for r in splits["train"]],
             allow_changes=options.allow_prune_changes,
             work_dir=draft.root if draft is not None else None,
+            max_tokens=options.vocab_size,
         )
         log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")
     summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "train_seconds": result.seconds}
@@ -114,7 +117,7 @@ def train_transformer_into_bundle(
         summary["export_max_abs_diff"] = validate_onnx(model, fp32, _validation_batches(tokenizer, val_texts, training.max_length))
         log(f"exported ONNX (fp32 matches PyTorch within {summary['export_max_abs_diff']:.1e})")
         if options.quantize:
-            variants = build_variants(fp32, draft.root, config.num_attention_heads, config.hidden_size)
+            variants = build_variants(fp32, draft.root, config.num_attention_heads, config.hidden_size, scheme=options.int8_scheme)
         else:
             variants = [describe_variant("model", "onnx/model.onnx", "fp32", False)]
         shipped = next(v for v in variants if v.role == "model")

@@ -6,17 +6,21 @@ for hosts that read one. It is written atomically and only replaces a folder thi
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
 from runtime_py.bundle import MANIFEST_NAME, sha256_file
 from runtime_py.errors import BundleError
 
 from ..atomic import refuse_foreign_dir, staged_dir
 from ..errors import BuildError
-from .web_assets import WebLayout, bundle_paths, headers_file, require_assets, runtime_zip
+from .web_assets import Resolved, WebLayout, bundle_paths, headers_file, require_assets, runtime_zip, webgl_roles
 
 HEADERS_NAME = "_headers"
+MIB = 1 << 20
+DEFAULT_MAX_FILE_MIB = 25.0  # Cloudflare Pages' limit per file
 _SIGNATURE = headers_file().splitlines()[0]
 
 
@@ -53,9 +57,37 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def build_site(layout: WebLayout, out: Path, force: bool = False) -> SiteReport:
+def _site_manifest(layout: WebLayout) -> bytes | None:
+    """The bundle's manifest without the roles the site leaves out (None: copy it as it is).
+
+    Without --webgl the WebGL graphs are not shipped, so the site's manifest does not list them
+    and the page reports WebGL as unavailable instead of failing to fetch them."""
+    if "webgl" in layout.backends:
+        return None
+    data = json.loads((layout.bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
+    changed = False
+    for tier, spec in zip(data.get("tiers") or [], layout.manifest().tiers):
+        for role in webgl_roles(spec):
+            changed |= (tier.get("files") or {}).pop(role, None) is not None
+            (tier.get("variants") or {}).pop(role, None)
+    return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else None
+
+
+def _refuse_big_files(items: list[Resolved], max_file_mib: float) -> None:
+    limit = max_file_mib * MIB
+    for item in items:
+        size = item.path.stat().st_size if item.path is not None else 0
+        if size > limit:
+            raise BuildError(
+                f"{item.url}: {size / MIB:.2f} MiB is over --max-file-mb {max_file_mib:g} (MiB; static hosts refuse big files: "
+                f"Cloudflare Pages over 25 MiB, GitHub Pages over 100 MB); leave it out (drop --webgpu or --webgl) or raise --max-file-mb"
+            )
+
+
+def build_site(layout: WebLayout, out: Path, force: bool = False, max_file_mib: float = DEFAULT_MAX_FILE_MIB) -> SiteReport:
     """Write the site for `layout` into `out`; bundle files are checked against the manifest's
-    sizes and sha256 as they are copied, so a corrupt bundle never ships."""
+    sizes and sha256 as they are copied, so a corrupt bundle never ships. Refuses (BuildError,
+    nothing written) when a file would be over `max_file_mib` MiB."""
     out = Path(out)
     if not force:
         refuse_foreign_dir(out, is_site, "a site written by `python -m builder site` (use --force to replace it)")
@@ -65,20 +97,26 @@ def build_site(layout: WebLayout, out: Path, force: bool = False) -> SiteReport:
     require_assets(layout)
     manifest = layout.manifest()
     expected = {f"bundle/{e.path}": e for tier in manifest.tiers for e in tier.files.values()}
+    items = list(layout.files(manifest))
+    _refuse_big_files(items, max_file_mib)
+    site_manifest = _site_manifest(layout)
     written: list[tuple[str, int]] = []
     with staged_dir(out) as stage:
-        for item in layout.files(manifest):
+        for item in items:
             target = stage / item.url
             if item.path is None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(runtime_zip(layout.runtime_package))
+            elif item.url == f"bundle/{MANIFEST_NAME}" and site_manifest is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(site_manifest)
             else:
                 _copy(item.path, target)
                 entry = expected.get(item.url)
                 if entry is not None and (target.stat().st_size != entry.bytes or sha256_file(target) != entry.sha256):
                     raise BundleError(f"{item.path}: does not match {layout.bundle / MANIFEST_NAME} (size or sha256); rebuild the bundle")
             written.append((item.url, target.stat().st_size))
-        missing = sorted({f"bundle/{p}" for p in bundle_paths(manifest, layout.with_fp32)} - {url for url, _ in written})
+        missing = sorted({f"bundle/{p}" for p in bundle_paths(manifest, layout.with_fp32, "webgl" in layout.backends)} - {url for url, _ in written})
         if missing:
             raise BundleError(f"{layout.bundle}: files listed in the manifest are missing: {', '.join(missing)}")
         (stage / HEADERS_NAME).write_text(headers_file(), encoding="utf-8")

@@ -1,0 +1,160 @@
+"""The transformer tier's compression levers side by side: vocabulary size x weight format, from one
+fine-tuned model, in one run (docs/BENCHMARKS.md, "Small").
+
+    .venv/bin/python -m benchmarks.compression --model MODEL --data DATA [--vocab 30522,16000,8000]
+        [--schemes u8s7,u8s4] [--extra-test NAME=FILE.jsonl] [--markdown OUT] [--json OUT]
+
+MODEL is a PyTorch model saved by ``builder train --save-model``; DATA a folder with val.jsonl and
+test.jsonl. For every vocabulary size the model's word embeddings are pruned (``builder train
+--vocab-size``: single characters, then the training texts' and ordinary English's most frequent
+pieces), exported, quantized in every scheme and calibrated on val (temperature) as the builder does,
+then each point is:
+
+* the browser's download: the graph, tokenizer.json and config.json (raw and gzip -9);
+* scored on every test text (and each --extra-test file), one text per run as deployed (native
+  onnxruntime);
+* timed at 16 tokens natively (1 thread) and in onnxruntime-web's WASM build under Node, with 1 and
+  2 threads (``benchmarks/wasm_graphs.mjs``, interleaved rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.int8_schemes import encodings, native_logits, native_medians
+from builder.export.int8_safety import cpu_flags, describe_cpu
+from builder.export.onnx_export import export_onnx
+from builder.export.optimize import INT8_SCHEMES, quantize_int8
+from builder.export.shrink import prune_vocabulary, write_tokenizer_files
+from builder.paths import ROOT
+from builder.train.calibration import fit_temperature
+from builder.train.transformer_model import SequenceClassifier
+from runtime_py.wordpiece import WordPieceTokenizer
+
+MAX_LENGTH = 64
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def wasm_medians(paths: list[Path], threads: int, rounds: int = 7) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="compression-wasm-") as tmp:
+        out = Path(tmp) / "wasm.json"
+        env = {**os.environ, "THREADS": str(threads), "LEN": "16", "ROUNDS": str(rounds), "OUT": str(out)}
+        subprocess.run(["node", str(ROOT / "benchmarks" / "wasm_graphs.mjs"), *map(str, paths)], check=True, env=env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        return {g["path"]: g["median_ms"] for g in json.loads(out.read_text())["graphs"]}
+
+
+def download_bytes(files: list[Path]) -> tuple[int, int]:
+    raw = sum(f.stat().st_size for f in files)
+    packed = sum(len(gzip.compress(f.read_bytes(), 9)) for f in files)
+    return raw, packed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a model saved by `builder train --save-model`")
+    parser.add_argument("--data", type=Path, required=True, help="folder with train.jsonl, val.jsonl and test.jsonl")
+    parser.add_argument("--vocab", default="30522,16000,8000", help="vocabulary sizes (30522 or more: not pruned)")
+    parser.add_argument("--schemes", default="u8s7,u8s4", help=f"int8 weight formats ({', '.join(INT8_SCHEMES)})")
+    parser.add_argument("--extra-test", action="append", default=[], metavar="NAME=FILE", help="another labelled JSONL to score")
+    parser.add_argument("--keep", type=Path, help="keep the graphs here")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+
+    splits = {name: read_jsonl(args.data / f"{name}.jsonl") for name in ("train", "val", "test")}
+    tests = {"test": splits["test"]}
+    for spec in args.extra_test:
+        name, _, path = spec.partition("=")
+        tests[name] = read_jsonl(Path(path))
+    labels = SequenceClassifier.load(args.model).labels
+    cpu = cpu_flags()
+    print(f"{args.model} on {args.data}: {', '.join(f'{k} {len(v)}' for k, v in tests.items())} texts; {describe_cpu(cpu)}", flush=True)
+    points: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="compression-") as tmp:
+        work = args.keep or Path(tmp)
+        for size in [int(v) for v in args.vocab.split(",")]:
+            model = SequenceClassifier.load(args.model)
+            folder = work / f"vocab{size}"
+            folder.mkdir(parents=True, exist_ok=True)
+            full = WordPieceTokenizer.from_tokenizer_json(args.model / "tokenizer.json")
+            vocab = [full.id_to_token(i) for i in range(full.vocab_size)]
+            changed = 0
+            if size < len(vocab):
+                vocab, report = prune_vocabulary(model, args.model / "tokenizer.json", [r["text"] for r in splits["train"]],
+                                                 max_tokens=size, work_dir=folder)
+                changed = report.changed
+            write_tokenizer_files(vocab, args.model, folder, MAX_LENGTH)
+            model.encoder.config.to_json_file(folder / "config.json")
+            tokenizer = WordPieceTokenizer.from_tokenizer_json(folder / "tokenizer.json")
+            fp32 = export_onnx(model, folder / "fp32.onnx")
+            for scheme in args.schemes.split(","):
+                t0 = time.perf_counter()
+                graph = quantize_int8(fp32, folder / f"{scheme}.onnx", scheme=scheme)
+                index = {label: i for i, label in enumerate(labels)}
+                val = splits["val"]
+                val_logits = native_logits(graph, encodings(tokenizer, [r["text"] for r in val], MAX_LENGTH))
+                known = np.array([r["intent"] in index for r in val])
+                temperature = fit_temperature(val_logits[known], np.array([index[r["intent"]] for r, k in zip(val, known) if k]))
+                accuracy = {}
+                for name, rows in tests.items():
+                    logits = native_logits(graph, encodings(tokenizer, [r["text"] for r in rows], MAX_LENGTH))
+                    target = np.array([index.get(r["intent"], -1) for r in rows])
+                    accuracy[name] = float(np.mean(logits.argmax(1) == target))
+                raw, packed = download_bytes([graph, folder / "tokenizer.json", folder / "config.json"])
+                points.append({"vocab": len(vocab), "scheme": scheme, "path": str(graph), "graph_bytes": graph.stat().st_size,
+                               "download_bytes": raw, "download_gzip_bytes": packed, "accuracy": accuracy,
+                               "temperature": temperature, "english_check_changed": changed})
+                print(f"  vocab {len(vocab):,} {scheme}: {raw / 1e6:.2f} MB; " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items())
+                      + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        paths = [Path(p["path"]) for p in points]
+        native = native_medians(paths)
+        wasm1, wasm2 = wasm_medians(paths, 1), wasm_medians(paths, 2)
+        for p in points:
+            p.update(native_ms=native[Path(p["path"])], wasm1_ms=wasm1[p["path"]], wasm2_ms=wasm2[p["path"]])
+    report = {"model": str(args.model), "data": str(args.data), "cpu": cpu, "tests": {k: len(v) for k, v in tests.items()}, "points": points}
+    text = markdown(report)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def markdown(report: dict) -> str:
+    points = report["points"]
+    ref = points[0]
+    names = list(report["tests"])
+    lines = [
+        f"{report['model']} on {report['data']} ({', '.join(f'{k}: {n} texts' for k, n in report['tests'].items())}); "
+        f"native: {describe_cpu(report['cpu'])}, 1 thread; WASM: onnxruntime-web under Node; 16 tokens; first row is the reference.",
+        "",
+        "| vocabulary | weights | download MB (gzip) | " + " | ".join(f"{n} accuracy (vs first)" for n in names)
+        + " | native p50 | WASM p50, 1 thread | WASM p50, 2 threads |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|---|",
+    ]
+    for p in points:
+        acc = " | ".join(f"{p['accuracy'][n]:.4f} ({100 * (p['accuracy'][n] - ref['accuracy'][n]):+.2f} pt)" for n in names)
+        lines.append(
+            f"| {p['vocab']:,} | {p['scheme']} | {p['download_bytes'] / 1e6:.2f} ({p['download_gzip_bytes'] / 1e6:.2f}) | {acc} "
+            f"| {p['native_ms']:.2f} ms ({p['native_ms'] / ref['native_ms']:.2f}x) | {p['wasm1_ms']:.2f} ms ({p['wasm1_ms'] / ref['wasm1_ms']:.2f}x) "
+            f"| {p['wasm2_ms']:.2f} ms ({p['wasm2_ms'] / ref['wasm2_ms']:.2f}x) |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
