@@ -9,7 +9,8 @@ import math
 from typing import Any, Callable, Sequence
 
 from . import paths
-from .pipeline.build import BUILD_TIERS
+from .export.int8_schemes import SHIPPABLE_SCHEMES
+from .pipeline.build import BUILD_INT8_SCHEME, BUILD_TIERS, BUILD_VOCAB_SIZE
 
 DESCRIPTION = "``python -m builder``: generate data, train tiers, evaluate, predict, build the default bundle."
 
@@ -83,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-count", type=_positive(int), default=1, help="drop features seen fewer times (1)")
     g.add_argument("--tf", choices=["count", "log", "binary"], default="count", help="feature values (count)")
     g.add_argument("--idf", action="store_true", help="multiply by inverse document frequency")
-    g.add_argument("--norm", choices=["l2"], help="normalise each vector")
+    g.add_argument("--norm", choices=["l2", "token_l2"], help="normalise each vector (token_l2: per block, by token groups)")
     g.add_argument("--tfidf", action="store_true", help="shorthand for --tf log --idf --norm l2")
+    g.add_argument("--robust", action="store_true",
+                   help="the default build's recipe: every word 1-2-gram and char 2-5-gram, counts, idf, token_l2, "
+                        "L-BFGS with C tuned on val, int8 weights (--seed and --oos-label still apply; other settings are ignored)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_positive(int), default=12)
     g.add_argument("--batch-size", type=_positive(int), default=32)
@@ -120,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train an out-of-scope class on R synthetic examples per utterance (mixes of two utterances of "
                         "different intents); adds the oos label if the data has none (default: 0, off)")
     p.add_argument("--no-quantize", dest="quantize", action="store_false", help="ship the fp32 model only")
+    p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help="how the int8 graph stores its weights: u8s7 "
+                   "(7-bit, the default), u8s4 (4-bit weights and word embeddings, int8 arithmetic: half the download), u8u8")
+    p.add_argument("--vocab-size", type=_positive(int), metavar="N",
+                   help="prune the vocabulary to at most N tokens: single characters, then the training data's and "
+                        "ordinary English's most frequent pieces (rarer words split into smaller pieces)")
     p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")
     p.add_argument("--target-precision", type=_probability, default=0.97, help="accuracy of answers the clarify threshold aims for on val")
@@ -140,13 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", help="templates JSON (default: models/templates/finance.json)")
     p.add_argument("--data", help="where the generated data goes (default: models/data/finance)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle already has these tiers (and the WebGL graphs, unless --no-webgl), all loading cleanly")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle already has these tiers (and the WebGL graphs, with --webgl), all loading cleanly")
     p.add_argument("--tiers", default=",".join(BUILD_TIERS), help="comma-separated tiers to build (default: %(default)s)")
     p.add_argument("--base", default="minilm-l6", help="transformer base (preset, folder or hub id)")
     p.add_argument("--transformer-epochs", type=_positive(int), default=1,
                    help="fine-tuning epochs (1: the synthetic set is learned in one, and the build stays short)")
-    p.add_argument("--no-webgl", dest="webgl", action="store_false",
-                   help="leave out the WebGL variant (two fp32 graphs, 16 and 64 tokens, ~180 MB, downloaded only by the WebGL backend)")
+    p.add_argument("--webgl", action="store_true",
+                   help="also write the WebGL variant (two fp32 graphs, 16 and 64 tokens, ~180 MB, downloaded only by the WebGL backend)")
+    p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help=f"the transformer's int8 weight format (default: {BUILD_INT8_SCHEME}; see train)")
+    p.add_argument("--vocab-size", type=_positive(int), metavar="N",
+                   help=f"prune the transformer's vocabulary to N tokens (default: {BUILD_VOCAB_SIZE or 'not pruned'}; see train)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def bundle_arg(p: argparse.ArgumentParser) -> None:
@@ -222,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="bundle folder (default: $INTENT_BUNDLE or models/bundles/finance)")
     p.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
     p.add_argument("--force", action="store_true", help="replace --out even if it is not a site this command wrote")
+    p.add_argument("--webgpu", action="store_true", help="also ship the WebGPU backend (its onnxruntime-web build has a 26.8 MB .wasm: raise --max-file-mb)")
+    p.add_argument("--webgl", action="store_true", help="also ship the WebGL backend and the bundle's WebGL graphs (fp32)")
+    p.add_argument("--max-file-mb", dest="max_file_mib", type=_positive(float), default=25.0, metavar="MIB",
+                   help="refuse to write a file bigger than this many MiB (default: %(default)s, Cloudflare Pages' limit)")
     p.add_argument("--with-fp32", action="store_true", help="also ship the fp32 transformer graph (4x the int8 size)")
     _no_bundle_js_arg(p)
     return parser

@@ -5,6 +5,7 @@ calls the pipeline (:mod:`builder.pipeline`) or a stage's functions. Stages load
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import signal
@@ -68,7 +69,10 @@ def cmd_train_bow(args: argparse.Namespace) -> int:
     from .pipeline.bow_tier import train_bow_into_bundle
     from .train.bow import BowOptions
 
-    train_bow_into_bundle(Path(args.data), Path(args.out), from_args(BowOptions, args), replace=args.replace, progress=not args.quiet)
+    options = from_args(BowOptions, args)
+    if args.robust:
+        options = BowOptions.robust(seed=options.seed, oos_labels=options.oos_labels)
+    train_bow_into_bundle(Path(args.data), Path(args.out), options, replace=args.replace, progress=not args.quiet)
     return 0
 
 
@@ -236,10 +240,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_site(args: argparse.Namespace) -> int:
     from .serve.site import build_site, format_report
 
-    layout = _web_layout(args)
+    backends = frozenset({"wasm"} | {b for b in ("webgpu", "webgl") if getattr(args, b)})
+    layout = dataclasses.replace(_web_layout(args), backends=backends)
     if not (layout.bundle / "manifest.json").exists():
         raise IntentKitError(f"{layout.bundle}: no bundle (build one with `python -m builder build`)")
-    print(format_report(build_site(layout, Path(args.out), force=args.force)))
+    print(format_report(build_site(layout, Path(args.out), force=args.force, max_file_mib=args.max_file_mib)))
     return 0
 
 

@@ -12,6 +12,8 @@ URL path                  source
 /vendor/<pkg>/<file>      only the files of :data:`VENDOR` (node_modules)
 /bundle/<path>            manifest.json and the files it lists (see :func:`bundle_paths`)
 /py/runtime_py.zip        :func:`runtime_zip` of the runtime_py package
+/py/<runtime wheel>       runtime_py's wheel, built with python -m build (wheels.py); the Pyodide engine
+                          installs it with micropip (vendor/pyodide/micropip-*.whl)
 ========================  ===============================================================
 """
 
@@ -24,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from runtime_py.bundle import MANIFEST_NAME, Manifest, read_manifest
+from runtime_py.bundle import MANIFEST_NAME, Manifest, TierSpec, read_manifest
 from runtime_py.errors import IntentKitError
 
 from .. import paths
 from .web_bundle import WORKER, esbuild_script, is_web_module, worker_bundle
+from .wheels import MICROPIP_WHEEL, runtime_wheel, runtime_wheel_name
 
 # Headers that make the page cross-origin isolated (threads in onnxruntime-web, precise timers).
 ISOLATION_HEADERS = {
@@ -47,6 +50,7 @@ MIME_TYPES = {
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
     ".zip": "application/zip",
+    ".whl": "application/zip",
     ".png": "image/png",
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
@@ -80,14 +84,25 @@ VENDOR: dict[str, VendorPackage] = {
     ),
     "pyodide": VendorPackage(
         "pyodide",
-        ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"),
+        # micropip's wheel is not in the npm package: make downloads it from PyPI (wheels.py).
+        ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json", MICROPIP_WHEEL),
     ),
     # The browser ES module build; it imports "onnxruntime-web/webgpu" and "onnxruntime-common",
     # which a page maps to vendor/ort/ort.webgpu.min.mjs with an import map.
     "transformers": VendorPackage("@huggingface/transformers/dist", ("transformers.web.min.js",)),
 }
 
+# The transformer backends, and the ort files only one of them loads (the rest of VENDOR is always
+# served). `site` ships "wasm" alone unless asked (--webgpu, --webgl): the WebGPU build's .wasm is
+# 26.8 MB, over the 25 MiB per file of common static hosts, and the WebGL graphs are fp32.
+BACKENDS = ("wasm", "webgpu", "webgl")
+BACKEND_FILES = {
+    "webgpu": frozenset({"ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"}),
+    "webgl": frozenset({"ort.webgl.min.mjs"}),
+}
+
 RUNTIME_ZIP_URL = "py/runtime_py.zip"
+RUNTIME_WHEEL_URL = f"py/{runtime_wheel_name()}"
 # Roles a browser never loads: the fused graph runs on native onnxruntime only.
 NATIVE_ONLY_ROLES = frozenset({"model_native"})
 FP32_ROLES = frozenset({"model_fp32"})
@@ -125,13 +140,20 @@ def split_url_path(url_path: str) -> list[str] | None:
     return parts
 
 
-def bundle_paths(manifest: Manifest, with_fp32: bool = False) -> list[str]:
+def webgl_roles(tier: TierSpec) -> set[str]:
+    """The roles of `tier` that only the WebGL backend loads (variants with ``backend: webgl``)."""
+    variants = tier.extra.get("variants") or {}
+    return {role for role, v in variants.items() if isinstance(v, dict) and v.get("backend") == "webgl"}
+
+
+def bundle_paths(manifest: Manifest, with_fp32: bool = False, with_webgl: bool = True) -> list[str]:
     """Bundle-relative paths a browser may load: the manifest and its files minus native-only
-    roles and, unless `with_fp32`, the fp32 graph."""
+    roles, unless `with_fp32` the fp32 graph, and unless `with_webgl` the WebGL graphs."""
     skip = NATIVE_ONLY_ROLES | (frozenset() if with_fp32 else FP32_ROLES)
     found = {MANIFEST_NAME}
     for tier in manifest.tiers:
-        found.update(entry.path for role, entry in tier.files.items() if role not in skip)
+        dropped = skip | (frozenset() if with_webgl else webgl_roles(tier))
+        found.update(entry.path for role, entry in tier.files.items() if role not in dropped)
     return sorted(found)
 
 
@@ -165,6 +187,7 @@ class WebLayout:
     node_modules: Path = paths.ROOT / "node_modules"
     runtime_package: Path = paths.ROOT / "runtime_py"
     with_fp32: bool = False
+    backends: frozenset[str] = frozenset(BACKENDS)  # the transformer backends whose files are served
     # /web/worker.js is the esbuild bundle of the worker's module graph (builder/serve/web_bundle.py);
     # False serves the source modules as they are (for debugging them).
     bundle_js: bool = True
@@ -202,7 +225,7 @@ class WebLayout:
 
         `manifest` is the served bundle's (None if it cannot be read: only its manifest.json, if
         any, is then served). Symlinks are followed only when they stay inside their root. Raises
-        IntentKitError when the worker cannot be bundled.
+        IntentKitError when the worker cannot be bundled or runtime_py's wheel cannot be built.
         """
         parts = split_url_path(url_path)
         if parts is None:
@@ -211,6 +234,8 @@ class WebLayout:
         rel = "/".join(parts)
         if head == "vendor":
             if len(rest) != 2 or rest[0] not in VENDOR or rest[1] not in VENDOR[rest[0]].files:
+                return None
+            if any(rest[1] in names for backend, names in BACKEND_FILES.items() if backend not in self.backends):
                 return None
             root, candidate, cache = self.node_modules / VENDOR[rest[0]].folder, self.vendor_source(*rest), "vendor"
         elif head == "web":
@@ -221,11 +246,13 @@ class WebLayout:
             root, candidate, cache = self.web, self.web / rest[0], "revalidate"
         elif head == "bundle":
             inner = "/".join(rest)
-            allowed = bundle_paths(manifest, self.with_fp32) if manifest else [MANIFEST_NAME]
+            allowed = bundle_paths(manifest, self.with_fp32, "webgl" in self.backends) if manifest else [MANIFEST_NAME]
             if inner not in allowed:
                 return None
             root, candidate, cache = self.bundle, self.bundle / inner, "revalidate"
         elif head == "py":
+            if rel == RUNTIME_WHEEL_URL:  # revalidated: an edited runtime_py keeps its version number
+                return Resolved(rel, runtime_wheel(self.runtime_package), media_type(rel), "revalidate")
             return Resolved(rel, None, media_type(rel), "vendor") if rel == RUNTIME_ZIP_URL else None
         elif _static_allowed(parts) and not rel.lower().endswith(".md"):
             root, candidate, cache = self.static, self.static.joinpath(*parts), "revalidate"
@@ -243,8 +270,8 @@ class WebLayout:
                     if path.is_file():
                         candidates.append(prefix + path.relative_to(root).as_posix())
         candidates += [f"vendor/{package}/{name}" for package, spec in VENDOR.items() for name in spec.files]
-        candidates += [f"bundle/{path}" for path in bundle_paths(manifest, self.with_fp32)]
-        candidates.append(RUNTIME_ZIP_URL)
+        candidates += [f"bundle/{path}" for path in bundle_paths(manifest, self.with_fp32, "webgl" in self.backends)]
+        candidates += [RUNTIME_ZIP_URL, RUNTIME_WHEEL_URL]
         for url in candidates:
             resolved = self.resolve("/" + url, manifest)
             if resolved is not None:
@@ -258,7 +285,7 @@ def require_assets(layout: WebLayout, page: bool = True) -> None:
         more = f" and {len(vendor) - 1} more" if len(vendor) > 1 else ""
         raise IntentKitError(
             f"the browser runtime's npm packages are missing ({vendor[0]}{more}); "
-            f"run `npm ci --ignore-scripts` in {layout.node_modules.parent}"
+            f"run `npm ci --ignore-scripts` and `python -m builder.serve.wheels` (micropip) in {layout.node_modules.parent}"
         )
     if page and not layout.page.is_file():
         raise IntentKitError(f"{layout.page}: the demo page is missing")
