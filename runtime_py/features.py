@@ -188,25 +188,9 @@ class Vectorizer:
         """Sparse vector of `text`: vocabulary indices in first-seen order, and their values."""
         if self.config.norm == "token_l2":
             return self._transform_grouped(text)
-        index = self.index
-        counts: dict[int, int] = {}
-        for feat in self.extractor.features(text):
-            i = index.get(feat)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        indices = list(counts)
-        tf = self.config.tf
-        if tf == "count":
-            values = [float(c) for c in counts.values()]
-        elif tf == "log":
-            values = [1.0 + math.log(c) for c in counts.values()]
-        else:
-            values = [1.0] * len(indices)
-        if self.idf is not None:
-            idf = self.idf
-            values = [v * idf[i] for i, v in zip(indices, values)]
+        indices, values, squared = self.group_values(self.extractor.features(text))
         if self.config.norm == "l2" and values:
-            scale = math.sqrt(sum(v * v for v in values))
+            scale = math.sqrt(squared)
             values = [v / scale for v in values]
         return indices, values
 

@@ -45,22 +45,7 @@ export function unpackFloats(value, shape, where) {
     if (v.dtype !== PACKED_DTYPE) {
       throw new BundleError(`${where}: dtype ${JSON.stringify(v.dtype)} is not supported (expected "${PACKED_DTYPE}"${shape.length === 2 ? ` or "${INT8_DTYPE}"` : ""})`);
     }
-    if (!Array.isArray(v.shape) || v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
-      throw new BundleError(`${where}: shape ${JSON.stringify(v.shape)} does not match the expected ${JSON.stringify(shape)}`);
-    }
-    let bytes;
-    try {
-      if (typeof v.base64 !== "string") throw new Error("not a string");
-      bytes = base64Bytes(v.base64);
-    } catch (error) {
-      throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);
-    }
-    if (bytes.byteLength !== 4 * total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${4 * total})`);
-    // atob skips whitespace and accepts missing padding; RFC 4648 (and runtime_py) do not. With the
-    // byte count right, any such text is longer or shorter than the padded encoding: no scan needed.
-    if (v.base64.length !== 4 * Math.ceil(bytes.byteLength / 3)) {
-      throw new BundleError(`${where}: invalid base64 (${v.base64.length} characters for ${bytes.byteLength} bytes: expected padded RFC 4648 without whitespace)`);
-    }
+    const bytes = packedBytes(v, shape, 4, where);
     if (LITTLE_ENDIAN) {
       const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(); // a Float32Array view needs 4-byte alignment
       out = new Float32Array(aligned.buffer, aligned.byteOffset, total);
@@ -86,12 +71,11 @@ export function unpackFloats(value, shape, where) {
 }
 
 /**
- * A packed int8 array {dtype: "int8", shape, base64} of shape[0] * shape[1] values in [-127, 127].
- * @param {Record<string, any>} v @param {[number, number]} shape @param {string} where @returns {Int8Array}
+ * The bytes of a packed array {shape, base64} holding `width` bytes per value, checked against `shape`.
+ * @param {Record<string, any>} v @param {number[]} shape @param {number} width @param {string} where @returns {Uint8Array}
  */
-export function unpackInt8(v, shape, where) {
-  const total = shape[0] * shape[1];
-  if (!Array.isArray(v.shape) || v.shape.length !== 2 || v.shape.some((d, i) => d !== shape[i])) {
+function packedBytes(v, shape, width, where) {
+  if (!Array.isArray(v.shape) || v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
     throw new BundleError(`${where}: shape ${JSON.stringify(v.shape)} does not match the expected ${JSON.stringify(shape)}`);
   }
   let bytes;
@@ -101,10 +85,23 @@ export function unpackInt8(v, shape, where) {
   } catch (error) {
     throw new BundleError(`${where}: invalid base64 (${/** @type {Error} */ (error).message})`);
   }
-  if (bytes.byteLength !== total) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${total})`);
+  const expected = width * shape.reduce((a, b) => a * b, 1);
+  if (bytes.byteLength !== expected) throw new BundleError(`${where}: ${bytes.byteLength} bytes for shape ${JSON.stringify(shape)} (expected ${expected})`);
+  // atob skips whitespace and accepts missing padding; RFC 4648 (and runtime_py) do not. With the
+  // byte count right, any such text is longer or shorter than the padded encoding: no scan needed.
   if (v.base64.length !== 4 * Math.ceil(bytes.byteLength / 3)) {
     throw new BundleError(`${where}: invalid base64 (${v.base64.length} characters for ${bytes.byteLength} bytes: expected padded RFC 4648 without whitespace)`);
   }
+  return bytes;
+}
+
+/**
+ * A packed int8 array {dtype: "int8", shape, base64} of shape[0] * shape[1] values in [-127, 127].
+ * @param {Record<string, any>} v @param {[number, number]} shape @param {string} where @returns {Int8Array}
+ */
+export function unpackInt8(v, shape, where) {
+  const total = shape[0] * shape[1];
+  const bytes = packedBytes(v, shape, 1, where);
   const ints = new Int8Array(bytes.buffer, bytes.byteOffset, total);
   if (ints.includes(-128)) throw new BundleError(`${where}: int8 values must lie in [-127, 127]`);
   return ints;

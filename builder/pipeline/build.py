@@ -28,7 +28,8 @@ BUILD_TIERS = ("bow", "transformer")
 # hand-written phrasings its answers above 0.75 are often wrong; the transformer reads those
 # better (docs/BENCHMARKS.md, "Hand-written finance phrasings": the hand-off sweep).
 BUILD_BOW_HANDOFF = 0.99
-# The transformer tier's download (docs/BENCHMARKS.md, "Small"): 4-bit weights, pruned vocabulary.
+# The transformer tier's weight format and vocabulary: `--int8-scheme u8s4` and `--vocab-size`
+# shrink its download (docs/BENCHMARKS.md, "Small"; not the default until measured on real data).
 BUILD_INT8_SCHEME = "u8s7"
 BUILD_VOCAB_SIZE: int | None = None
 
