@@ -22,20 +22,17 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.int8_schemes import encodings, native_logits, native_medians
+from benchmarks.int8_schemes import encodings, native_logits, native_medians, wasm_run, write_report
 from builder.export.int8_safety import cpu_flags, describe_cpu
 from builder.export.onnx_export import export_onnx
 from builder.export.optimize import INT8_SCHEMES, quantize_int8
 from builder.export.shrink import prune_vocabulary, write_tokenizer_files
-from builder.paths import ROOT
 from builder.train.calibration import fit_temperature
 from builder.train.transformer_model import SequenceClassifier
 from runtime_py.wordpiece import WordPieceTokenizer
@@ -45,15 +42,6 @@ MAX_LENGTH = 64
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-
-
-def wasm_medians(paths: list[Path], threads: int, rounds: int = 7) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="compression-wasm-") as tmp:
-        out = Path(tmp) / "wasm.json"
-        env = {**os.environ, "THREADS": str(threads), "LEN": "16", "ROUNDS": str(rounds), "OUT": str(out)}
-        subprocess.run(["node", str(ROOT / "benchmarks" / "wasm_graphs.mjs"), *map(str, paths)], check=True, env=env, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
-        return {g["path"]: g["median_ms"] for g in json.loads(out.read_text())["graphs"]}
 
 
 def download_bytes(files: list[Path]) -> tuple[int, int]:
@@ -80,6 +68,8 @@ def main() -> int:
         name, _, path = spec.partition("=")
         tests[name] = read_jsonl(Path(path))
     labels = SequenceClassifier.load(args.model).labels
+    index = {label: i for i, label in enumerate(labels)}
+    targets = {name: np.array([index.get(r["intent"], -1) for r in rows]) for name, rows in {"val": splits["val"], **tests}.items()}
     cpu = cpu_flags()
     print(f"{args.model} on {args.data}: {', '.join(f'{k} {len(v)}' for k, v in tests.items())} texts; {describe_cpu(cpu)}", flush=True)
     points: list[dict] = []
@@ -99,20 +89,15 @@ def main() -> int:
             write_tokenizer_files(vocab, args.model, folder, MAX_LENGTH)
             model.encoder.config.to_json_file(folder / "config.json")
             tokenizer = WordPieceTokenizer.from_tokenizer_json(folder / "tokenizer.json")
+            encoded = {name: encodings(tokenizer, [r["text"] for r in rows], MAX_LENGTH) for name, rows in {"val": splits["val"], **tests}.items()}
             fp32 = export_onnx(model, folder / "fp32.onnx")
             for scheme in args.schemes.split(","):
                 t0 = time.perf_counter()
                 graph = quantize_int8(fp32, folder / f"{scheme}.onnx", scheme=scheme)
-                index = {label: i for i, label in enumerate(labels)}
-                val = splits["val"]
-                val_logits = native_logits(graph, encodings(tokenizer, [r["text"] for r in val], MAX_LENGTH))
-                known = np.array([r["intent"] in index for r in val])
-                temperature = fit_temperature(val_logits[known], np.array([index[r["intent"]] for r, k in zip(val, known) if k]))
-                accuracy = {}
-                for name, rows in tests.items():
-                    logits = native_logits(graph, encodings(tokenizer, [r["text"] for r in rows], MAX_LENGTH))
-                    target = np.array([index.get(r["intent"], -1) for r in rows])
-                    accuracy[name] = float(np.mean(logits.argmax(1) == target))
+                val_logits = native_logits(graph, encoded["val"])
+                known = targets["val"] >= 0
+                temperature = fit_temperature(val_logits[known], targets["val"][known])
+                accuracy = {name: float(np.mean(native_logits(graph, encoded[name]).argmax(1) == targets[name])) for name in tests}
                 raw, packed = download_bytes([graph, folder / "tokenizer.json", folder / "config.json"])
                 points.append({"vocab": len(vocab), "scheme": scheme, "path": str(graph), "graph_bytes": graph.stat().st_size,
                                "download_bytes": raw, "download_gzip_bytes": packed, "accuracy": accuracy,
@@ -121,16 +106,11 @@ def main() -> int:
                       + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
         paths = [Path(p["path"]) for p in points]
         native = native_medians(paths)
-        wasm1, wasm2 = wasm_medians(paths, 1), wasm_medians(paths, 2)
+        wasm1, wasm2 = (wasm_run(paths, [], work, rounds=7, threads=threads) for threads in (1, 2))
         for p in points:
-            p.update(native_ms=native[Path(p["path"])], wasm1_ms=wasm1[p["path"]], wasm2_ms=wasm2[p["path"]])
+            p.update(native_ms=native[Path(p["path"])], wasm1_ms=wasm1[p["path"]]["median_ms"], wasm2_ms=wasm2[p["path"]]["median_ms"])
     report = {"model": str(args.model), "data": str(args.data), "cpu": cpu, "tests": {k: len(v) for k, v in tests.items()}, "points": points}
-    text = markdown(report)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    write_report(markdown(report), report, args.markdown, args.json)
     return 0
 
 

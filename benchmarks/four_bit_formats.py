@@ -16,20 +16,16 @@ every quantized graph but ``u8s4``'s, which are 4-bit.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.int8_schemes import native_medians
+from benchmarks.int8_schemes import native_medians, wasm_run, write_report
 from builder.export.int8_safety import cpu_flags, describe_cpu
 from builder.export.onnx_export import export_onnx
 from builder.export.optimize import quantize_int8
-from builder.paths import ROOT
 from builder.train.transformer_model import SequenceClassifier, load_encoder, resolve_base
 
 NBITS = [(4, 32, 0), (4, 128, 0), (4, 32, 4), (8, 128, 0)]  # bits, block size, accuracy level
@@ -70,11 +66,7 @@ def main() -> int:
             graphs[f"MatMulNBits {bits}-bit, block {block}, accuracy level {level}"] = matmul_nbits(
                 fp32, work / f"nbits{bits}_{block}_{level}.onnx", bits, block, level)
         native = native_medians(list(graphs.values()))
-        out = work / "wasm.json"
-        env = {**os.environ, "THREADS": "1", "LEN": "16", "ROUNDS": "7", "OUT": str(out)}
-        subprocess.run(["node", str(ROOT / "benchmarks" / "wasm_graphs.mjs"), *map(str, graphs.values())], check=True, env=env,
-                       cwd=ROOT, stdout=subprocess.DEVNULL)
-        wasm = {g["path"]: g["median_ms"] for g in json.loads(out.read_text())["graphs"]}
+        wasm = {path: g["median_ms"] for path, g in wasm_run(list(graphs.values()), [], work, rounds=7).items()}
         ref = graphs["u8s7"]
         lines = [
             f"MiniLM-L{args.layers} (random 12-way head), 16 tokens, 1 thread; native: {describe_cpu(cpu_flags())}; "
@@ -86,10 +78,7 @@ def main() -> int:
         for name, path in graphs.items():
             lines.append(f"| {name} | {path.stat().st_size / 1e6:.1f} | {native[path]:.2f} ms ({native[path] / native[ref]:.2f}x) "
                          f"| {wasm[str(path)]:.2f} ms ({wasm[str(path)] / wasm[str(ref)]:.2f}x) |")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    write_report("\n".join(lines), None, args.markdown)
     return 0
 
 

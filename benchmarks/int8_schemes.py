@@ -54,10 +54,12 @@ def native_logits(path: Path, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.concatenate([session.run(None, {k: v for k, v in f.items() if k in names})[0] for f in feeds])
 
 
-def wasm_run(paths: list[Path], feeds: list[dict[str, np.ndarray]], work: Path, rounds: int = 9) -> dict[str, dict]:
-    """onnxruntime-web (WASM, 1 thread, Node) on `paths`: logits of `feeds` and the 16-token median."""
+def wasm_run(paths: list[Path], feeds: list[dict[str, np.ndarray]], work: Path, rounds: int = 9, threads: int = 1) -> dict[str, dict]:
+    """onnxruntime-web (WASM, Node, `threads` threads) on `paths`: logits of `feeds` and the 16-token
+    median (``median_ms``), by path."""
     (work / "feeds.json").write_text(json.dumps([{k: v[0].tolist() for k, v in f.items()} for f in feeds]))
-    env = {**os.environ, "THREADS": "1", "LEN": "16", "ROUNDS": str(rounds), "FEEDS": str(work / "feeds.json"), "OUT": str(work / "wasm.json")}
+    env = {**os.environ, "THREADS": str(threads), "LEN": "16", "ROUNDS": str(rounds), "FEEDS": str(work / "feeds.json"),
+           "OUT": str(work / "wasm.json")}
     subprocess.run(["node", str(ROOT / "benchmarks" / "wasm_graphs.mjs"), *map(str, paths)], check=True, env=env, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     return {g["path"]: g for g in json.loads((work / "wasm.json").read_text())["graphs"]}
@@ -142,13 +144,17 @@ def main() -> int:
             })
     report = {"bundle": str(args.bundle), "data": str(args.data), "texts": len(rows), "emulated_texts": len(few),
               "wasm_texts": n_wasm, "cpu": cpu, "temperature": temperature, "results": results}
-    text = markdown(report)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    write_report(markdown(report), report, args.markdown, args.json)
     return 0
+
+
+def write_report(text: str, report: dict | None, markdown_path: Path | None, json_path: Path | None = None) -> None:
+    """Print the Markdown table and write it (and the report as JSON) where asked."""
+    print(text)
+    if markdown_path:
+        markdown_path.write_text(text + "\n")
+    if json_path and report is not None:
+        json_path.write_text(json.dumps(report, indent=1))
 
 
 def markdown(report: dict) -> str:

@@ -6,6 +6,8 @@ test gets a fresh browser context (empty cache) unless it asks for a shared one.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.server
 import subprocess
 import sys
@@ -56,7 +58,14 @@ def site(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    handler = lambda *a, **kw: _PlainStaticHandler(*a, directory=str(out), **kw)  # noqa: E731
+    with static_server(out) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def static_server(folder: Path) -> Iterator[str]:
+    """`folder` behind a plain static server (no COOP/COEP headers) on a free loopback port: its base URL."""
+    handler = functools.partial(_PlainStaticHandler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -5,15 +5,12 @@ TypeScript declarations checked by tsc from that project."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from runtime_py import Router, __version__
 
-from .conftest import READY_TIMEOUT_MS, ROOT, PageLog
+from .conftest import READY_TIMEOUT_MS, ROOT, PageLog, static_server
 
 NODE_MODULES = ROOT / "node_modules"
 SERVER_LINE = re.compile(r"^python3 -m http\.server\b")
@@ -117,21 +114,10 @@ def site_project(tmp_path_factory: pytest.TempPathFactory, tarball: Path, bundle
     return project
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served_site(site_project: Path) -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site_project / "public")))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with static_server(site_project / "public") as base:
+        yield base
 
 
 def test_readme_site_section_answers_in_chromium_as_runtime_py(context: BrowserContext, served_site: str, site_project: Path,

@@ -37,6 +37,7 @@ from runtime_py.errors import IntentKitError
 
 from ..export.int8_safety import cpu_flags, describe_cpu
 from ..paths import ROOT
+from ..serve.web_assets import webgl_roles
 from .texts import bench_sets
 
 SET_LENGTHS = {"short": 16, "long": 64}
@@ -118,11 +119,6 @@ def _precision(spec: TierSpec, role: str) -> str:
     variants = spec.extra.get("variants") or {}
     precision = (variants.get(role) or {}).get("precision")
     return precision if precision in ("int8", "fp32") else ("fp32" if role == "model_fp32" else "int8")
-
-
-def webgl_roles(spec: TierSpec) -> list[str]:
-    variants = spec.extra.get("variants") or {}
-    return [role for role in spec.files if role.startswith("model") and (variants.get(role) or {}).get("backend") == "webgl"]
 
 
 def transformers_js_layout(spec: TierSpec) -> str | None:
@@ -361,7 +357,7 @@ def webgl_ready(bundle: Path, manifest: Manifest, sets: dict[str, list[str]], lo
     lengths (``builder webgl``, checked against fp32 on the bench texts); the copy is removed after.
     """
     spec = next((t for t in manifest.tiers if t.kind == "transformer"), None)
-    if spec is None or webgl_roles(spec) or "model_fp32" not in spec.files:
+    if spec is None or webgl_roles(spec) & set(spec.files) or "model_fp32" not in spec.files:
         yield bundle, None
         return
     from ..export.webgl_graph import add_webgl_variant

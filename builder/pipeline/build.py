@@ -19,6 +19,7 @@ from ..data.datasets import write_splits
 from ..data.generate import GenerateOptions, generate
 from ..data.templates import load_templates
 from ..errors import BuildError
+from ..export.int8_schemes import DEFAULT_INT8_SCHEME
 from ..log import to_stderr
 
 BUILD_TIERS = ("bow", "transformer")
@@ -30,7 +31,7 @@ BUILD_TIERS = ("bow", "transformer")
 BUILD_BOW_HANDOFF = 0.99
 # The transformer tier's weight format and vocabulary: `--int8-scheme u8s4` and `--vocab-size`
 # shrink its download (docs/BENCHMARKS.md, "Small"; not the default until measured on real data).
-BUILD_INT8_SCHEME = "u8s7"
+BUILD_INT8_SCHEME = DEFAULT_INT8_SCHEME
 BUILD_VOCAB_SIZE: int | None = None
 
 

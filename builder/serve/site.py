@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime_py.bundle import MANIFEST_NAME, sha256_file
+from runtime_py.bundle import MANIFEST_NAME, Manifest, sha256_file
 from runtime_py.errors import BundleError
 
 from ..atomic import refuse_foreign_dir, staged_dir
@@ -57,7 +57,7 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def _site_manifest(layout: WebLayout) -> bytes | None:
+def _site_manifest(layout: WebLayout, manifest: Manifest) -> bytes | None:
     """The bundle's manifest without the roles the site leaves out (None: copy it as it is).
 
     Without --webgl the WebGL graphs are not shipped, so the site's manifest does not list them
@@ -66,7 +66,7 @@ def _site_manifest(layout: WebLayout) -> bytes | None:
         return None
     data = json.loads((layout.bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
     changed = False
-    for tier, spec in zip(data.get("tiers") or [], layout.manifest().tiers):
+    for tier, spec in zip(data.get("tiers") or [], manifest.tiers):
         for role in webgl_roles(spec):
             changed |= (tier.get("files") or {}).pop(role, None) is not None
             (tier.get("variants") or {}).pop(role, None)
@@ -99,7 +99,7 @@ def build_site(layout: WebLayout, out: Path, force: bool = False, max_file_mib: 
     expected = {f"bundle/{e.path}": e for tier in manifest.tiers for e in tier.files.values()}
     items = list(layout.files(manifest))
     _refuse_big_files(items, max_file_mib)
-    site_manifest = _site_manifest(layout)
+    site_manifest = _site_manifest(layout, manifest)
     written: list[tuple[str, int]] = []
     with staged_dir(out) as stage:
         for item in items:

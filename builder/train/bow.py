@@ -254,26 +254,35 @@ def train_bow(
     for name in ("val", "test"):
         if len(y[name]):
             result.metrics[name] = evaluate_logits(_logits(model, data[name]), y[name], labels, result.temperature)
-    training = _training_record(options)
-    training.update(best_epoch=result.best_epoch, train_size=len(train), val_size=len(val))
-    result.model = {
+    training = _training_record(options, best_epoch=result.best_epoch, train_size=len(train), val_size=len(val))
+    weights_field = pack_float32(weights.ravel().tolist(), (len(vocab), len(labels)))
+    result.model = _bow_json(labels, vectorizer, vocab, idf, weights_field, None, bias32, result.temperature, training)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _training_record(options: BowOptions, **extra: Any) -> dict[str, Any]:
+    """The options bow.json records (the feature settings are in its ``features``), plus `extra`."""
+    record = {k: v for k, v in asdict(options).items() if k not in ("token_pattern", "ngram_max", "char_ngrams", "tf", "norm")}
+    return {**record, **extra}
+
+
+def _bow_json(labels: list[str], vectorizer: Vectorizer, vocab: list[str], idf: list[float] | None, weights: dict[str, Any],
+              scales: list[float] | None, bias: list[float], temperature: float, training: dict[str, Any]) -> dict[str, Any]:
+    """bow.json's content (docs/BUNDLE.md); `scales` only with int8 `weights`."""
+    return {
         "format": BOW_FORMAT,
         "format_version": BOW_FORMAT_VERSION,
         "labels": labels,
         "features": vectorizer.config.to_json(),
         "vocab": vocab,
         "idf": pack_float32(idf, (len(vocab),)) if idf is not None else None,
-        "weights": pack_float32(weights.ravel().tolist(), (len(vocab), len(labels))),
-        "bias": bias32,
-        "temperature": result.temperature,
+        "weights": weights,
+        **({"scales": pack_float32(scales, (len(vocab),))} if scales is not None else {}),
+        "bias": bias,
+        "temperature": temperature,
         "training": training,
     }
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _training_record(options: BowOptions) -> dict[str, Any]:
-    return {k: v for k, v in asdict(options).items() if k not in ("token_pattern", "ngram_max", "char_ngrams", "tf", "norm")}
 
 
 def _csr(data: _Sparse, n_features: int) -> torch.Tensor:
@@ -359,6 +368,7 @@ def _train_lbfgs(
         shipped = np.asarray(ints, dtype=np.float64).reshape(rows.shape) * np.asarray(scales)[:, None]
         weights_field: dict[str, Any] = pack_int8(ints, (len(vocab), len(labels)))
     else:
+        scales = None
         shipped = rows.astype(np.float64)
         weights_field = pack_float32(rows.ravel().tolist(), (len(vocab), len(labels)))
     # Metrics and T from the weights as shipped (float64 sums, as the runtimes compute them).
@@ -368,20 +378,8 @@ def _train_lbfgs(
     for name in ("val", "test"):
         if len(y[name]):
             result.metrics[name] = evaluate_logits(logits[name], y[name], labels, result.temperature)
-    training = _training_record(options)
-    training.update(c=c, train_size=len(splits["train"]), val_size=len(splits.get("val", [])))
-    result.model = {
-        "format": BOW_FORMAT,
-        "format_version": BOW_FORMAT_VERSION,
-        "labels": labels,
-        "features": vectorizer.config.to_json(),
-        "vocab": vocab,
-        "idf": pack_float32(idf, (len(vocab),)) if idf is not None else None,
-        "weights": weights_field,
-        **({"scales": pack_float32(scales, (len(vocab),))} if options.quantize else {}),
-        "bias": bias32,
-        "temperature": result.temperature,
-        "training": training,
-    }
+    training = _training_record(options, c=c, train_size=len(splits["train"]), val_size=len(splits.get("val", [])))
+    result.model = _bow_json(labels, vectorizer, vocab, idf, weights_field, scales, bias32,
+                             result.temperature, training)
     result.seconds = time.perf_counter() - started
     return result
