@@ -93,3 +93,17 @@ def test_read_splits_carves_validation_when_missing(tmp_path):
     (tmp_path / "train.jsonl").write_text(rows)
     splits = read_splits(tmp_path)
     assert len(splits["val"]) == 10 and len(splits["train"]) == 90 and splits["test"] == []
+
+
+def test_validation_rows_come_only_from_templates_held_out_of_training():
+    # Every template has its own marker word, so each row says which template made it.
+    intents = {intent: [f"{intent} marker{intent}{k} for {{N}}" for k in range(10)] for intent in ("alpha", "beta")}
+    templates = parse_templates({"intents": intents, "slots": {"N": [str(i) for i in range(40)]}}, Path("t.json"))
+    splits, report = generate(templates, GenerateOptions(size=400, seed=5, noise_rate=0.0, affix_rate=0.0))
+    markers = {name: {w for r in rows for w in r.text.lower().split() if w.startswith("marker")} for name, rows in splits.items()}
+    assert markers["val"] and not markers["val"] & (markers["train"] | markers["test"])
+    assert {name: len(held) for name, held in report.val_templates.items()} == {"alpha": 2, "beta": 2}  # 15% of 10, rounded
+    assert len(splits["val"]) == 40 and len(splits["train"]) == 320
+    # heldout_templates=0: validation rows are drawn with the others, as before.
+    _, plain = generate(templates, GenerateOptions(size=400, seed=5, heldout_templates=0.0))
+    assert plain.val_templates == {"alpha": [], "beta": []}
