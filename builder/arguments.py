@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from . import paths
 from .export.int8_schemes import SHIPPABLE_SCHEMES
 from .pipeline.build import BUILD_INT8_SCHEME, BUILD_TIERS, BUILD_VOCAB_SIZE
+from .train.cascade import DEFAULT_TOLERANCE
 
 DESCRIPTION = "``python -m builder``: generate data, train tiers, evaluate, predict, build the default bundle."
 
@@ -47,6 +48,13 @@ _non_negative = _number(float, lambda x: 0 <= x < math.inf, "a number >= 0")
 
 def _positive(kind: type) -> Callable[[str], Any]:
     return _number(kind, lambda x: x > 0, f"a positive {kind.__name__}")
+
+
+def _handoff_tolerance_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--handoff-tolerance", type=_probability, default=DEFAULT_TOLERANCE, metavar="FRACTION",
+                   help="when the bundle has several tiers, each earlier tier answers alone above the lowest confidence at which "
+                        "the cascade stays within this much of the last tier alone in validation accuracy and in the accuracy of its answers, out-of-scope recall no lower "
+                        "(default: %(default)s, 0.2 points)")
 
 
 def _no_bundle_js_arg(p: argparse.ArgumentParser) -> None:
@@ -99,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--oos-label", dest="oos_labels", action="append", metavar="LABEL",
                    help="a label that means out of scope, listed in routing.oos_labels (repeatable; default: oos)")
+    _handoff_tolerance_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("train", help="fine-tune a transformer tier (ONNX, int8, calibrated) into a bundle")
@@ -132,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="prune the vocabulary (checked against ordinary English)")
     p.add_argument("--allow-prune-changes", action="store_true", help="prune even if ordinary English would tokenize differently")
     p.add_argument("--target-precision", type=_probability, default=0.97, help="accuracy of answers the clarify threshold aims for on val")
+    _handoff_tolerance_arg(p)
     p.add_argument("--save-model", help="also save the fine-tuned PyTorch model here")
     p.add_argument("--webgl", action="store_true", help="also add the WebGL variant (fp32, one graph per pad length 16 and 64; see `webgl`)")
     p.add_argument("--seed", type=int, default=7)
@@ -159,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help=f"the transformer's int8 weight format (default: {BUILD_INT8_SCHEME}; see train)")
     p.add_argument("--vocab-size", type=_positive(int), metavar="N",
                    help=f"prune the transformer's vocabulary to N tokens (default: {BUILD_VOCAB_SIZE or 'not pruned'}; see train)")
+    _handoff_tolerance_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def bundle_arg(p: argparse.ArgumentParser) -> None:
@@ -166,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def routing_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--threshold", type=_probability, help="confidence the last tier needs (default 0.6)")
-        p.add_argument("--handoff-threshold", type=_probability, help="confidence earlier tiers need (default 0.75)")
+        p.add_argument("--handoff-threshold", type=_probability, help="confidence earlier tiers need (default: the bundle's fitted hand-off, else 0.75)")
         p.add_argument("--margin", type=_probability, help="top-2 gap below which a tier is ambiguous (default 0.1)")
         p.add_argument("--force", action="store_true", help="accept the last tier's answer whatever its confidence")
 
@@ -198,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--weight", type=_probability, help="use this own weight instead of choosing one (1.0: no blend)")
     g.add_argument("--off", action="store_true", help="remove the blend (the threshold is refitted on the tier alone)")
+    _handoff_tolerance_arg(p)
+
+    p = sub.add_parser("cascade", help="refit the cascade's hand-offs (and, with out-of-scope rows, the last tier's clarify threshold) on validation data")
+    p.add_argument("--bundle", required=True, help="bundle folder (its manifest is updated in place, atomically)")
+    p.add_argument("--data", required=True,
+                   help="validation JSONL, or a split folder (its val.jsonl): utterances like your users', never test data")
+    _handoff_tolerance_arg(p)
 
     p = sub.add_parser("predict", help="route text through a bundle and print the result")
     bundle_arg(p)

@@ -72,7 +72,8 @@ def cmd_train_bow(args: argparse.Namespace) -> int:
     options = from_args(BowOptions, args)
     if args.robust:
         options = BowOptions.robust(seed=options.seed, oos_labels=options.oos_labels)
-    train_bow_into_bundle(Path(args.data), Path(args.out), options, replace=args.replace, progress=not args.quiet)
+    train_bow_into_bundle(Path(args.data), Path(args.out), options, replace=args.replace, progress=not args.quiet,
+                          handoff_tolerance=args.handoff_tolerance)
     return 0
 
 
@@ -165,8 +166,19 @@ def cmd_blend(args: argparse.Namespace) -> int:
 
     data = Path(args.data)
     report = blend_bundle(Path(args.bundle), read_jsonl(data / "val.jsonl" if data.is_dir() else data), args.tier, args.partner,
-                          1.0 if args.off else args.weight)
+                          1.0 if args.off else args.weight, args.handoff_tolerance, log)
     print(format_blend(report))
+    return 0
+
+
+def cmd_cascade(args: argparse.Namespace) -> int:
+    from .data.datasets import read_jsonl
+    from .train.cascade import format_fit, refit_bundle
+
+    data = Path(args.data)
+    rows = read_jsonl(data / "val.jsonl" if data.is_dir() else data)
+    result = refit_bundle(Path(args.bundle), rows, args.handoff_tolerance, log=lambda _: None)
+    print(format_fit(result))
     return 0
 
 
@@ -250,7 +262,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate, "import": cmd_import, "train-bow": cmd_train_bow, "train": cmd_train, "webgl": cmd_webgl,
-    "build": cmd_build, "eval": cmd_eval, "blend": cmd_blend, "predict": cmd_predict, "status": cmd_status,
+    "build": cmd_build, "eval": cmd_eval, "blend": cmd_blend, "cascade": cmd_cascade, "predict": cmd_predict, "status": cmd_status,
     "demo": cmd_demo, "serve": cmd_serve, "bench": cmd_bench, "site": cmd_site,
 }
 

@@ -285,6 +285,22 @@ function defineTests() {
     assert.ok(all.some((c) => c.result?.reason === "out_of_scope"), "the fixtures should include out_of_scope answers");
   });
 
+  test("cascades: the hand-off fitted at build time is in the manifest, the router uses it, and the first tier both answers and hands on", () => {
+    const cascades = [...bundles.values()].filter((b) => b.manifest.tiers.length > 1);
+    assert.ok(cascades.length > 0, "the fixtures should include a bundle with two tiers");
+    for (const b of cascades) {
+      const [first] = b.manifest.tiers;
+      const fitted = first.extra.calibration?.handoff;
+      assert.equal(fitted?.fitted_on, "val", `${b.name}: ${first.name} has no fitted hand-off (calibration.handoff)`);
+      assert.equal(typeof first.handoff_threshold, "number");
+      const tiers = b.manifest.tiers.map((spec) => b.bow.get(spec.name) ?? { name: spec.name, kind: spec.kind, labels: [] });
+      assert.equal(new Router(tiers, { manifest: b.manifest }).thresholds.get(first.name)[1], first.handoff_threshold);
+      // Under the bundle's own settings, the first tier answers some texts and hands others on.
+      const firstReasons = new Set(casesOf(b.name).filter((c) => c.settings === "default").map((c) => c.result?.tiers?.[0]?.reason));
+      for (const reason of ["confident", "below_threshold"]) assert.ok(firstReasons.has(reason), `${b.name}: no default-settings case where ${first.name} is ${reason}`);
+    }
+  });
+
   for (const [name, b] of bundles) {
     test(`${name}: BoW logits equal runtime_py's (to ${EXACT_TOL})`, (t) => {
       const cmp = new Comparison(EXACT_TOL);

@@ -114,3 +114,33 @@ def latency_chart(rows: list[tuple[str, dict[str, float | None]]], path: Path, t
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+def cascade_curve(points: list[dict[str, Any]], path: Path, title: str, chosen: list[float]) -> Path:
+    """``eval --tier cascade --plot``: in-scope accuracy, the answers' accuracy, out-of-scope recall and the first tier's
+    share of answers against the hand-off (top), the mean time per utterance (bottom); the
+    bundle's hand-off marked."""
+    # Evenly spaced, labelled by value: the trade-off lives between 0.9 and 1.0.
+    values = [p["handoff"] for p in points]
+    x = np.arange(len(points))
+    first = next(iter(points[0]["answered_by"])) if points else "first tier"
+    fig, (top, bottom) = _figure(rows=2, height=5.6, ratios=[3, 2], width=6.4)
+    top.plot(x, [p["accuracy"] for p in points], marker="o", markersize=3, label="in-scope accuracy")
+    top.plot(x, [p["answer_precision"] for p in points], marker="v", markersize=3, label="accuracy of the answers given")
+    if points and points[0]["oos_recall"] is not None:
+        top.plot(x, [p["oos_recall"] for p in points], marker="s", markersize=3, label="out-of-scope recall")
+    top.plot(x, [p["answered_by"][first] for p in points], marker="^", markersize=3, linestyle="--", label=f"answered by {first}")
+    bottom.plot(x, [p["mean_ms"] for p in points], marker="o", markersize=3, color="C3")
+    for ax in (top, bottom):
+        for value in chosen:
+            if value in values:
+                ax.axvline(values.index(value), color="black", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    top.set_ylim(0, 1.02)
+    top.set_ylabel("share of rows")
+    top.set_title(f"{title}\ndotted: the bundle's hand-off {', '.join(f'{v:g}' for v in chosen)}", fontsize=10)
+    top.legend(loc="lower left", fontsize=8)
+    bottom.set_ylabel("mean ms per utterance")
+    bottom.set_xticks(x, [f"{v:g}" for v in values], rotation=60, fontsize=8)
+    bottom.set_xlabel("hand-off threshold (confidence an earlier tier needs to answer alone)")
+    return _save(fig, path)

@@ -1,5 +1,6 @@
 """``builder eval``: accuracy, macro-F1, per-intent P/R, confusions, ECE before/after temperature,
-and (``--plot``) a reliability diagram and a confidence histogram per evaluated tier."""
+and (``--plot``) a reliability diagram and a confidence histogram per evaluated tier; for the
+cascade, the hand-off curve (``--plot``: its chart too)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from runtime_py.blend import BlendedTier
 from ..data.datasets import Example
 from ..data.oos_labels import DEFAULT_OOS_LABELS
 from ..errors import BuildError
+from ..train.cascade import alone, curve, figures, route, score
 from ..train.metrics import classification_report, evaluate_logits, expected_calibration_error, softmax
 
 CASCADE = "cascade"
 ALL = "all"
+# Hand-offs the cascade report shows (with the bundle's own): where the trade-off moves on real data.
+CURVE_HANDOFFS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 
 
 @dataclass
@@ -86,6 +90,7 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> tuple[dict[str,
     preds_arr, answered_arr = np.asarray(preds), np.asarray(answered, dtype=bool)
     report = classification_report(preds_arr, targets, labels)
     correct = preds_arr == targets
+    is_oos = np.array([r.intent in oos for r in rows], dtype=bool)
     # ECE of the answers given: does a stated confidence p come true p of the time?
     conf = np.asarray(confidences)[answered_arr]
     pseudo = np.stack([conf, 1 - conf], axis=1)
@@ -96,8 +101,19 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> tuple[dict[str,
         selective_accuracy=float(correct[answered_arr].mean()) if answered_arr.any() else 0.0,
         answered_by=by_tier,
         ece=ece,
+        in_scope_accuracy=float(correct[~is_oos].mean()) if (~is_oos).any() else None,
+        oos_recall=float(correct[is_oos].mean()) if is_oos.any() else None,
         latency_ms_median=statistics.median(times) if times else None,
+        latency_ms_mean=statistics.fmean(times) if times else None,
     )
+    if len(router.tiers) > 1:
+        # Every tier on every row, then the router's decision replayed at each hand-off.
+        handoffs = sorted({router.thresholds[t.name][1] for t in router.tiers[:-1]})
+        threshold = router.thresholds[router.tiers[-1].name][0]
+        scores = score(router, rows)
+        report["handoffs"] = handoffs
+        report["curve"] = curve(scores, sorted(set(CURVE_HANDOFFS) | set(handoffs)), threshold)
+        report["last_tier_alone"] = figures(scores, route(scores, alone(scores, threshold))).to_json()
     return report, Scored(np.asarray(confidences)[answered_arr], correct[answered_arr])
 
 
@@ -131,6 +147,11 @@ def evaluate(
         report, scored = evaluate_cascade(router, rows) if name == CASCADE else evaluate_tier(router, name, rows)
         if plot_dir is not None:
             report["plots"] = [str(p) for p in plot_scores(scored, Path(plot_dir), name, f"{title} ({name})".strip())]
+            if report.get("curve"):
+                from .plots import cascade_curve
+
+                path = cascade_curve(report["curve"], Path(plot_dir) / "cascade-handoff.png", f"{title}: the hand-off".strip(), report["handoffs"])
+                report["plots"].append(str(path))
         reports.append(report)
     return reports
 
@@ -159,6 +180,12 @@ def format_report(report: dict[str, Any], title: str) -> str:
         lines.append(f"  selective accuracy {report['selective_accuracy']:.4f}  (accuracy of the answers given)")
         lines.append(f"  answered by        {', '.join(f'{k}: {v:,}' for k, v in sorted(report['answered_by'].items()))}")
         lines.append(f"  ECE of answers     {report['ece']:.4f}")
+        if report.get("in_scope_accuracy") is not None:
+            lines.append(f"  in-scope accuracy  {report['in_scope_accuracy']:.4f}  ('clarify' counts as wrong)")
+        if report.get("oos_recall") is not None:
+            lines.append(f"  out-of-scope       {report['oos_recall']:.4f}  of the out-of-scope rows end in '{'clarify'}'")
+        if report.get("latency_ms_mean") is not None:
+            lines.append(f"  mean latency       {report['latency_ms_mean']:.3f} ms per utterance")
     else:
         lines.append(
             f"  ECE (15 bins)      {report['ece_uncalibrated']:.4f} before -> {report['ece']:.4f} after temperature (T = {report['temperature']:.3f})"
@@ -173,6 +200,8 @@ def format_report(report: dict[str, Any], title: str) -> str:
         lines.append(f"  plot               {path}")
     if report.get("latency_ms_median") is not None:
         lines.append(f"  median latency     {report['latency_ms_median'] * 1000:.1f} us per utterance")
+    if report.get("curve"):
+        lines += format_curve(report["curve"], report["handoffs"], report["last_tier_alone"])
     lines += ["", f"  {'intent':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for intent, m in report["per_intent"].items():
         if m["support"] or m["precision"]:
@@ -182,3 +211,19 @@ def format_report(report: dict[str, Any], title: str) -> str:
         for c in report["confusions"][:10]:
             lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']}")
     return "\n".join(lines)
+
+
+def format_curve(points: list[dict[str, Any]], chosen: Sequence[float], last_alone: dict[str, Any]) -> list[str]:
+    """The hand-off curve as a table: each earlier tier at the hand-off, the last at its threshold;
+    then the last tier alone."""
+    tiers = list(points[0]["answered_by"])
+    oos = points[0]["oos_recall"] is not None
+    head = f"  {'hand-off':>9}  {'in-scope acc':>12}  {'answers right':>13}" + (f"  {'oos recall':>10}" if oos else "")
+    head += "".join(f"  {name[:12]:>12}" for name in tiers) + f"  {'clarify':>8}  {'mean ms':>8}"
+    lines = ["", "  hand-off curve: the share each tier answers (* the bundle's hand-off; 'clarify' is wrong for in-scope rows)", head]
+    for p in [*points, {**last_alone, "handoff": "alone"}]:
+        mark = "*" if p["handoff"] in chosen else " "
+        line = f"  {p['handoff']:>8}{mark}  {p['accuracy']:>12.4f}  {p['answer_precision']:>13.4f}" + (f"  {p['oos_recall']:>10.4f}" if oos else "")
+        line += "".join(f"  {p['answered_by'][name]:>12.1%}" for name in tiers) + f"  {p['clarify']:>8.1%}  {p['mean_ms']:>8.3f}"
+        lines.append(line)
+    return lines

@@ -21,14 +21,10 @@ from ..data.templates import load_templates
 from ..errors import BuildError
 from ..export.int8_schemes import DEFAULT_INT8_SCHEME
 from ..log import to_stderr
+from ..train.cascade import DEFAULT_TOLERANCE
 
 BUILD_TIERS = ("bow", "transformer")
 
-# The default build's BoW tier answers alone only when it is 99% sure. Trained on templates, it is
-# right 99.8% of the time on synthetic validation data and so calibrates sharp (T < 1), yet on
-# hand-written phrasings its answers above 0.75 are often wrong; the transformer reads those
-# better (docs/BENCHMARKS.md, "Hand-written finance phrasings": the hand-off sweep).
-BUILD_BOW_HANDOFF = 0.99
 # The transformer tier's weight format and vocabulary: `--int8-scheme u8s4` and `--vocab-size`
 # shrink its download (docs/BENCHMARKS.md, "Small"; not the default until measured on real data).
 BUILD_INT8_SCHEME = DEFAULT_INT8_SCHEME
@@ -49,6 +45,7 @@ class BuildOptions:
     quiet: bool
     int8_scheme: str = BUILD_INT8_SCHEME
     vocab_size: int | None = BUILD_VOCAB_SIZE
+    handoff_tolerance: float = DEFAULT_TOLERANCE
     out: str | Path | None = None
     templates: str | Path | None = None
     data: str | Path | None = None
@@ -132,7 +129,7 @@ def build(options: BuildOptions, log: Callable[[str], None] = to_stderr) -> Path
                 step += 1
                 log(f"[{step}/{steps}] training the bag-of-words tier")
                 train_bow_into_bundle(data, out, BowOptions.robust(seed=options.seed), progress=not options.quiet,
-                                      handoff_threshold=BUILD_BOW_HANDOFF if "transformer" in tiers else None, draft=draft, log=log)
+                                      handoff_tolerance=options.handoff_tolerance, draft=draft, log=log)
             if "transformer" in tiers:
                 from ..train.fine_tune import TransformerOptions
                 from .transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
@@ -140,7 +137,8 @@ def build(options: BuildOptions, log: Callable[[str], None] = to_stderr) -> Path
                 step += 1
                 log(f"[{step}/{steps}] fine-tuning the transformer tier ({options.base}, {options.transformer_epochs} epoch(s))")
                 training = TransformerOptions(base=options.base, epochs=options.transformer_epochs, seed=options.seed)
-                shipped = TransformerBuildOptions(training=training, int8_scheme=options.int8_scheme, vocab_size=options.vocab_size)
+                shipped = TransformerBuildOptions(training=training, int8_scheme=options.int8_scheme, vocab_size=options.vocab_size,
+                                                  handoff_tolerance=options.handoff_tolerance)
                 train_transformer_into_bundle(data, out, shipped, log=log, progress=not options.quiet, draft=draft)
                 if webgl:
                     add_webgl(out, data, options.seed, draft=draft, log=log)

@@ -6,7 +6,8 @@ load unchanged:
     onnx/model.onnx (fp32)  onnx/model_quantized.onnx (int8)  [onnx/model_native_int8.onnx]
 
 Temperature and the "clarify" threshold are fitted on the validation split with the variant that
-ships (int8 when quantized), because quantization moves the logits.
+ships (int8 when quantized), because quantization moves the logits; then the cascade's hand-offs
+(builder.train.cascade).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..export.onnx_export import export_onnx, onnx_session, run_onnx, validate_o
 from ..export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant
 from ..export.shrink import prune_vocabulary, write_tokenizer_files
 from ..train.calibration import choose_threshold, fit_temperature
+from ..train.cascade import DEFAULT_TOLERANCE, fit_manifest
 from ..train.fine_tune import TransformerOptions, tokenizer_for, train_transformer, with_oos_label
 from ..train.metrics import evaluate_logits, softmax
 
@@ -47,6 +49,7 @@ class TransformerBuildOptions:
     allow_prune_changes: bool = False
     vocab_size: int | None = None  # prune to at most this many tokens (implies prune)
     target_precision: float = 0.97
+    handoff_tolerance: float = DEFAULT_TOLERANCE  # in-scope accuracy the cascade may lose to this tier alone on val
     save_model: str | Path | None = None
 
 
@@ -153,6 +156,9 @@ def train_transformer_into_bundle(
             pruning=prune_report.__dict__ if prune_report else None,
         )
         record_oos_labels(draft.manifest, labels, training.oos_labels)
+        fitted = fit_manifest(draft.root, draft.manifest, splits["val"], options.handoff_tolerance, log)
+        if fitted is not None:
+            threshold = fitted.threshold
     for role, by_split in metrics.items():
         for split, m in by_split.items():
             log(f"{role} {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, ECE {m['ece_uncalibrated']:.4f} -> {m['ece']:.4f}")

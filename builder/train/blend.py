@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from ..bundle.writer import open_bundle
 from ..data.datasets import Example
 from ..errors import BuildError
 from .calibration import choose_threshold, fit_temperature
+from .cascade import DEFAULT_TOLERANCE, fit_manifest
 from .metrics import expected_calibration_error, softmax
 
 GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -58,9 +59,11 @@ class BlendReport:
 
 
 def blend_bundle(bundle: Path, val: Sequence[Example], tier: str = "transformer", partner: str = "bow",
-                 weight: float | None = None) -> BlendReport:
-    """Choose (or take) the weight of `tier` blended with `partner` on `val`; write it and the refitted
-    threshold into the bundle's manifest (a weight of 1.0 removes the blend)."""
+                 weight: float | None = None, handoff_tolerance: float = DEFAULT_TOLERANCE,
+                 log: Callable[[str], None] = print) -> BlendReport:
+    """Choose (or take) the weight of `tier` blended with `partner` on `val`; write it, the refitted
+    threshold and the cascade's refitted hand-offs into the bundle's manifest (a weight of 1.0
+    removes the blend)."""
     manifest = read_manifest(bundle)
     specs = {s.name: s for s in manifest.tiers}
     for name in (tier, partner):
@@ -108,6 +111,7 @@ def blend_bundle(bundle: Path, val: Sequence[Example], tier: str = "transformer"
         }
         calibration.update(val_coverage=coverage, val_answer_accuracy=answer_accuracy)
         entry["threshold"] = threshold
+        fit_manifest(draft.root, draft.manifest, val, handoff_tolerance, log)
     return BlendReport(str(bundle), tier, partner, len(rows), chosen, temperature, accuracy, threshold, spec.threshold,
                        coverage, answer_accuracy, ece_before, ece, notes)
 

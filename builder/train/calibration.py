@@ -9,6 +9,7 @@ import numpy as np
 from .metrics import negative_log_likelihood, softmax
 
 _LOW, _HIGH = math.log(0.02), math.log(50.0)
+THRESHOLD_FLOOR, THRESHOLD_CEILING = 0.5, 0.95  # the range a clarify threshold is chosen in
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray, tolerance: float = 1e-4) -> float:
@@ -47,8 +48,8 @@ def choose_threshold(
     probs: np.ndarray,
     targets: np.ndarray,
     target_precision: float = 0.97,
-    floor: float = 0.5,
-    ceiling: float = 0.95,
+    floor: float = THRESHOLD_FLOOR,
+    ceiling: float = THRESHOLD_CEILING,
 ) -> tuple[float, float, float]:
     """The lowest confidence threshold in [floor, ceiling] whose answers on held-out data are right
     at least `target_precision` of the time. Returns (threshold, coverage, accuracy of the answers).
