@@ -183,7 +183,7 @@ def format_report(report: dict[str, Any], title: str) -> str:
         if report.get("in_scope_accuracy") is not None:
             lines.append(f"  in-scope accuracy  {report['in_scope_accuracy']:.4f}  ('clarify' counts as wrong)")
         if report.get("oos_recall") is not None:
-            lines.append(f"  out-of-scope       {report['oos_recall']:.4f}  of the out-of-scope rows end in '{'clarify'}'")
+            lines.append(f"  out-of-scope       {report['oos_recall']:.4f}  of the out-of-scope rows end in 'clarify'")
         if report.get("latency_ms_mean") is not None:
             lines.append(f"  mean latency       {report['latency_ms_mean']:.3f} ms per utterance")
     else:
