@@ -11,7 +11,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from runtime_py import Router
 from runtime_py.errors import IntentKitError
@@ -20,6 +20,9 @@ from . import paths
 from .arguments import parse_args
 from .log import to_stderr as log
 from .options import from_args
+
+if TYPE_CHECKING:
+    from .data.datasets import Example
 
 # ---------------------------------------------------------------- data
 
@@ -161,25 +164,26 @@ def _eval_holdout(args: argparse.Namespace) -> int:
 
 
 def cmd_blend(args: argparse.Namespace) -> int:
-    from .data.datasets import read_jsonl
     from .train.blend import blend_bundle, format_blend
 
-    data = Path(args.data)
-    report = blend_bundle(Path(args.bundle), read_jsonl(data / "val.jsonl" if data.is_dir() else data), args.tier, args.partner,
+    report = blend_bundle(Path(args.bundle), _val_rows(Path(args.data)), args.tier, args.partner,
                           1.0 if args.off else args.weight, args.handoff_tolerance, log)
     print(format_blend(report))
     return 0
 
 
 def cmd_cascade(args: argparse.Namespace) -> int:
-    from .data.datasets import read_jsonl
-    from .train.cascade import format_fit, refit_bundle
+    from .train.cascade import refit_bundle
 
-    data = Path(args.data)
-    rows = read_jsonl(data / "val.jsonl" if data.is_dir() else data)
-    result = refit_bundle(Path(args.bundle), rows, args.handoff_tolerance, log=lambda _: None)
-    print(format_fit(result))
+    refit_bundle(Path(args.bundle), _val_rows(Path(args.data)), args.handoff_tolerance, log=print)  # it prints what it chose
     return 0
+
+
+def _val_rows(data: Path) -> list[Example]:
+    """``--data`` of blend and cascade: a JSONL file, or a split folder's val.jsonl."""
+    from .data.datasets import read_jsonl
+
+    return read_jsonl(data / "val.jsonl" if data.is_dir() else data)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

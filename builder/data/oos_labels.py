@@ -14,6 +14,12 @@ def oos_labels_in(labels: Iterable[str], names: Iterable[str] = DEFAULT_OOS_LABE
     return sorted(set(labels) & set(names))
 
 
+def oos_intents(recorded: Iterable[str]) -> set[str]:
+    """The intents of labelled rows that expect "clarify": a bundle's ``routing.oos_labels`` and
+    the default names, whether or not the bundle has such a class."""
+    return set(recorded) | set(DEFAULT_OOS_LABELS)
+
+
 def record_oos_labels(manifest: dict[str, Any], labels: Iterable[str], names: Iterable[str] = DEFAULT_OOS_LABELS) -> list[str]:
     """Set (or clear) ``routing.oos_labels`` in a manifest being written."""
     found = oos_labels_in(labels, names)

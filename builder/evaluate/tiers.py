@@ -17,7 +17,7 @@ from runtime_py import Router
 from runtime_py.blend import BlendedTier
 
 from ..data.datasets import Example
-from ..data.oos_labels import DEFAULT_OOS_LABELS
+from ..data.oos_labels import oos_intents
 from ..errors import BuildError
 from ..train.cascade import alone, curve, figures, route, score
 from ..train.metrics import classification_report, evaluate_logits, expected_calibration_error, softmax
@@ -83,14 +83,12 @@ def evaluate_cascade(router: Router, rows: Sequence[Example]) -> tuple[dict[str,
         times.append(result.latency_ms)
         key = result.tier or router.fallback_intent
         by_tier[key] = by_tier.get(key, 0) + 1
-    # Rows labelled out of scope expect "clarify", whether or not the bundle has an OOS class.
-    oos = set(router.oos_labels) | set(DEFAULT_OOS_LABELS)
-    expected = [router.fallback_intent if r.intent in oos else r.intent for r in rows]
-    targets = np.asarray([index[intent] for intent in expected])
+    oos = oos_intents(router.oos_labels)
+    is_oos = np.array([r.intent in oos for r in rows], dtype=bool)
+    targets = np.asarray([index[router.fallback_intent if out else r.intent] for r, out in zip(rows, is_oos)])
     preds_arr, answered_arr = np.asarray(preds), np.asarray(answered, dtype=bool)
     report = classification_report(preds_arr, targets, labels)
     correct = preds_arr == targets
-    is_oos = np.array([r.intent in oos for r in rows], dtype=bool)
     # ECE of the answers given: does a stated confidence p come true p of the time?
     conf = np.asarray(confidences)[answered_arr]
     pseudo = np.stack([conf, 1 - conf], axis=1)

@@ -27,7 +27,7 @@ from runtime_py.tiers import load_tier
 
 from ..bundle.writer import open_bundle
 from ..data.datasets import Example
-from ..data.oos_labels import DEFAULT_OOS_LABELS
+from ..data.oos_labels import oos_intents
 from ..errors import BuildError
 from .calibration import THRESHOLD_CEILING, THRESHOLD_FLOOR
 
@@ -93,7 +93,7 @@ def score(router: Router, rows: Sequence[Example]) -> Scores:
         raise BuildError("no tier to score")
     labels = list(router.tiers[-1].labels)
     index = {label: i for i, label in enumerate(labels)}
-    oos_names = set(router.oos_labels) | set(DEFAULT_OOS_LABELS)
+    oos_names = oos_intents(router.oos_labels)
     probs, columns, seconds = [], [], np.zeros((len(router.tiers), len(rows)))
     for t, tier in enumerate(router.tiers):
         if set(tier.labels) != set(labels):
@@ -251,13 +251,11 @@ def fit_manifest(
     entries = manifest.get("tiers", [])
     last = entries[-1] if entries else {}
     precision = (last.get("calibration") or {}).get("target_precision")
-    oos_names = set(manifest.get("routing", {}).get("oos_labels", [])) | set(DEFAULT_OOS_LABELS)
+    oos_names = oos_intents(manifest.get("routing", {}).get("oos_labels", []))
     clarify_to_fit = precision is not None and any(r.intent in oos_names for r in rows)
     if not rows or not entries or (len(entries) < 2 and not clarify_to_fit):
         return None
     router = draft_router(root, manifest)
-    if len(router.tiers) < len(entries):
-        raise BuildError(f"{root}: a tier did not load; cannot fit the cascade")
     scores = score(router, rows)
     result = fit(scores, router.thresholds[last["name"]][0], tolerance, precision)
     chosen_on = {"fitted_on": "val", "rows": result.rows}
