@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quantize", dest="quantize", action="store_false", help="ship the fp32 model only")
     p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help="how the int8 graph stores its weights: u8s7 "
                    "(7-bit, the default), u8s4 (4-bit weights and word embeddings, int8 arithmetic: half the download), u8u8")
+    p.add_argument("--no-int8-outliers", dest="int8_outliers", action="store_false",
+                   help="quantize every input channel: no outlier channels in float, no smoothing (closer to fp32 with them; "
+                        "docs/BENCHMARKS.md)")
     p.add_argument("--vocab-size", type=_positive(int), metavar="N",
                    help="prune the vocabulary to at most N tokens: single characters, then the training data's and "
                         "ordinary English's most frequent pieces (rarer words split into smaller pieces)")

@@ -17,6 +17,11 @@ The weights are 7-bit (`INT8_SCHEMES`, ``u8s7``): 8-bit ones overflow the int16 
 onnxruntime's u8×s8 kernel on x86 CPUs without VNNI, so the same file answered differently there
 (builder/export/int8_safety.py; docs/BENCHMARKS.md, "int8 on every CPU", for the comparison of schemes).
 Every published int8 graph is proven free of that overflow before it is written.
+
+Before quantizing, `build_variants` rewrites the fp32 graph when given calibration texts: the few
+input channels of each MatMul that are far larger than the rest stay in float, and the others are
+balanced against the weights (`activation_outliers`). The int8 graph is then about 2-3x closer to
+fp32 and agrees more often across runtimes (docs/BENCHMARKS.md, "int8 closer to fp32").
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BuildError
+from .activation_outliers import DEFAULT_RECIPE, OutlierRecipe, SplitReport, write_split
 from .int4_weights import store_int4
 from .int8_schemes import DEFAULT_INT8_SCHEME, INT8_SCHEMES
 from .int8_safety import max_pair_sum, require_no_saturation
@@ -66,9 +73,10 @@ def quantize_int8(
     *,
     op_types: tuple[str, ...] = QUANT_OPS,
     scheme: str = DEFAULT_INT8_SCHEME,
+    keep_float: Sequence[str] = (),
 ) -> Path:
     """Dynamic int8 of `src` into `dst`, atomically; `op_types` picks the quantized ops, `scheme` the
-    weight format (`INT8_SCHEMES`).
+    weight format (`INT8_SCHEMES`), `keep_float` names nodes left in float (`activation_outliers`).
 
     Works on plain and on fused (contrib-op) graphs: ``DefaultTensorType`` FLOAT lets the quantizer
     type tensors that onnx shape inference cannot (contrib-op outputs). Every temporary file lives
@@ -98,6 +106,7 @@ def quantize_int8(
                 per_channel=per_channel,
                 reduce_range=chosen.reduce_range,
                 weight_type=QuantType[chosen.weight_type],
+                nodes_to_exclude=list(keep_float),
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         finally:
@@ -177,6 +186,8 @@ class Variant:
     # (None: no such pairs); at most 32,767 for every published graph.
     int8_scheme: str | None = None
     max_pair_sum: int | None = None
+    # int8 only: the input channels kept in float and how the others were balanced (None: no rewrite)
+    activation_outliers: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,6 +197,8 @@ class Variant:
         entry = {"precision": self.precision, "fused": self.fused, "ops": self.ops, "runtimes": self.runtimes}
         if self.precision == "int8":
             entry.update(int8_scheme=self.int8_scheme, max_pair_sum=self.max_pair_sum)
+            if self.activation_outliers is not None:
+                entry["activation_outliers"] = self.activation_outliers
         return entry
 
 
@@ -206,7 +219,8 @@ def runtimes_for(ops: list[str]) -> list[str]:
     return out
 
 
-def describe_variant(role: str, path: str | Path, precision: str, fused: bool, int8_scheme: str | None = None) -> Variant:
+def describe_variant(role: str, path: str | Path, precision: str, fused: bool, int8_scheme: str | None = None,
+                     outliers: SplitReport | None = None) -> Variant:
     """A `Variant` for the file at `path`; an int8 one must pass `require_no_saturation` (BuildError)."""
     ops = onnx_op_types(Path(path))
     variant = Variant(role=role, path=str(path), precision=precision, fused=fused, bytes=os.path.getsize(path), ops=ops,
@@ -214,6 +228,7 @@ def describe_variant(role: str, path: str | Path, precision: str, fused: bool, i
     if precision == "int8":
         variant.int8_scheme = int8_scheme or DEFAULT_INT8_SCHEME
         variant.max_pair_sum = max_pair_sum(require_no_saturation(path, path))
+        variant.activation_outliers = outliers.manifest_entry() if outliers is not None else None
     return variant
 
 
@@ -253,11 +268,15 @@ def build_variants(
     *,
     timings: dict[str, float] | None = None,
     scheme: str = DEFAULT_INT8_SCHEME,
+    calibration: Sequence[Mapping[str, np.ndarray]] = (),
+    outliers: OutlierRecipe | None = DEFAULT_RECIPE,
 ) -> list[Variant]:
     """Write ``onnx/model.onnx``, ``onnx/model_quantized.onnx`` and, when faster, ``onnx/model_native_int8.onnx``.
 
     `fp32_path` is an export from ``export_onnx``; `out_dir` is the bundle folder. Variant paths are
     relative to `out_dir`. Pass a dict as `timings` to receive the 1-thread medians (ms, 16 tokens).
+    With `calibration` (batch-1 inputs of real texts, `activation_outliers.calibration_feeds`) and an
+    `outliers` recipe, int8 graphs keep their outlier activation channels in float.
     """
     fp32_path, out_dir = Path(fp32_path), Path(out_dir)
     onnx_dir = out_dir / "onnx"
@@ -270,17 +289,30 @@ def build_variants(
             _finish(tmp, plain)
         finally:
             tmp.unlink(missing_ok=True)
-    quant = quantize_int8(plain, onnx_dir / "model_quantized.onnx", per_channel=True, scheme=scheme)
-    variants = [
-        describe_variant("model_fp32", plain, "fp32", False),
-        describe_variant("model", quant, "int8", False, scheme),
-    ]
+    work = Path(tempfile.mkdtemp(prefix=".variants-", dir=onnx_dir))
+
+    def quantize(src: Path, dst: Path) -> tuple[Path, SplitReport | None]:
+        if not (calibration and outliers):
+            return quantize_int8(src, dst, per_channel=True, scheme=scheme), None
+        split = work / f"{dst.stem}.split.onnx"
+        report = write_split(src, split, calibration, outliers)
+        try:
+            if not report.channels:  # no outliers: smoothing alone measured worse than no rewrite (docs/BENCHMARKS.md)
+                return quantize_int8(src, dst, per_channel=True, scheme=scheme), SplitReport(outliers, 0, 0, report.calibration_texts, [])
+            return quantize_int8(split, dst, per_channel=True, scheme=scheme, keep_float=report.float_matmuls), report
+        finally:
+            split.unlink(missing_ok=True)
+
     native = onnx_dir / "model_native_int8.onnx"
-    work = Path(tempfile.mkdtemp(prefix=".fuse-", dir=onnx_dir))
     try:
+        quant, report = quantize(plain, onnx_dir / "model_quantized.onnx")
+        variants = [
+            describe_variant("model_fp32", plain, "fp32", False),
+            describe_variant("model", quant, "int8", False, scheme, report),
+        ]
         fused = fuse_for_native(plain, work / "fused.onnx", num_heads, hidden_size)
         if fused is not None:
-            quantize_int8(fused, work / "fused_int8.onnx", per_channel=True, scheme=scheme)
+            _, fused_report = quantize(fused, work / "fused_int8.onnx")
             t_plain = median_latency_ms(quant)
             t_native = median_latency_ms(work / "fused_int8.onnx")
             if timings is not None:
@@ -292,7 +324,7 @@ def build_variants(
                     _finish(tmp, native)
                 finally:
                     tmp.unlink(missing_ok=True)
-                variants.append(describe_variant("model_native", native, "int8", True, scheme))
+                variants.append(describe_variant("model_native", native, "int8", True, scheme, fused_report))
             else:
                 log.info("no fused native variant: %.2f ms vs %.2f ms for model_quantized (1 thread, 16 tokens)", t_native, t_plain)
     finally:

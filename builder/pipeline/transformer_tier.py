@@ -23,6 +23,7 @@ from runtime_py.wordpiece import WordPieceTokenizer
 from ..bundle.writer import BundleDraft, check_same_intents, edit_bundle, existing_manifest
 from ..data.datasets import intent_labels, read_splits
 from ..data.oos_labels import record_oos_labels
+from ..export.activation_outliers import calibration_feeds
 from ..export.onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
 from ..export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant
 from ..export.shrink import prune_vocabulary, write_tokenizer_files
@@ -45,6 +46,7 @@ class TransformerBuildOptions:
     training: TransformerOptions
     quantize: bool = True
     int8_scheme: str = DEFAULT_INT8_SCHEME
+    int8_outliers: bool = True  # keep outlier activation channels in float, calibrated on training texts
     prune: bool = False
     allow_prune_changes: bool = False
     vocab_size: int | None = None  # prune to at most this many tokens (implies prune)
@@ -120,10 +122,18 @@ def train_transformer_into_bundle(
         summary["export_max_abs_diff"] = validate_onnx(model, fp32, _validation_batches(tokenizer, val_texts, training.max_length))
         log(f"exported ONNX (fp32 matches PyTorch within {summary['export_max_abs_diff']:.1e})")
         if options.quantize:
-            variants = build_variants(fp32, draft.root, config.num_attention_heads, config.hidden_size, scheme=options.int8_scheme)
+            calibration = calibration_feeds(lambda text: tokenizer.encode_batch([text], max_length=training.max_length)._asdict(),
+                                            [r.text for r in splits["train"]]) if options.int8_outliers else []
+            variants = build_variants(fp32, draft.root, config.num_attention_heads, config.hidden_size, scheme=options.int8_scheme,
+                                      calibration=calibration)
         else:
             variants = [describe_variant("model", "onnx/model.onnx", "fp32", False)]
         shipped = next(v for v in variants if v.role == "model")
+        if shipped.activation_outliers:
+            rewrite = shipped.activation_outliers
+            log(f"int8 ({shipped.int8_scheme}): {rewrite['channels']} outlier activation channels kept in float, "
+                f"{rewrite['inputs']} MatMul inputs rewritten (calibrated on {rewrite['calibration_texts']} training texts)"
+                if rewrite["channels"] else f"int8 ({shipped.int8_scheme}): no outlier activation channels, every input quantized")
         targets = {name: np.asarray([index.get(r.intent, -1) for r in rows]) for name, rows in splits.items()}
         val_logits = onnx_logits(draft.root / shipped.path, tokenizer, val_texts, training.max_length)
         known = targets["val"] >= 0
