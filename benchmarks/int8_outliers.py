@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.int8_schemes import encodings, native_logits, native_medians, wasm_run, write_report
+from benchmarks.int8_schemes import encodings, native_logits, run_everywhere, write_report
 from builder.export.activation_outliers import DEFAULT_RECIPE, OutlierRecipe, calibration_feeds, write_split
-from builder.export.int8_safety import cpu_flags, describe_cpu, emulated_cpu_logits, exact_logits, qemu
+from builder.export.int8_safety import cpu_flags, describe_cpu
 from builder.export.optimize import quantize_int8
 from builder.train.metrics import softmax
 from runtime_py.bundle import read_manifest
@@ -97,15 +97,8 @@ def main() -> int:
                 graphs[name] = quantize_int8(work / f"{i}.split.onnx", work / f"{i}.onnx", keep_float=reports[name].float_matmuls)
             print(f"  quantized '{name}' in {time.perf_counter() - t0:.1f} s", flush=True)
         reference = native_logits(fp32, feeds)
-        logits = {name: native_logits(p, feeds) for name, p in graphs.items()}
-        print("  scored natively", flush=True)
+        logits, emulated, exact, wasm, native_ms = run_everywhere(graphs, feeds, args.emulated, args.wasm_texts, work)
         few = feeds[: args.emulated]
-        emulated = {name: emulated_cpu_logits(p, few) for name, p in graphs.items()} if qemu() else {}
-        exact = {name: exact_logits(p, few) for name, p in graphs.items()}
-        print(f"  ran {len(few)} texts on the emulated AVX2 CPU ({'yes' if emulated else 'qemu-x86_64 missing'}) and the exact reference", flush=True)
-        wasm = wasm_run(list(graphs.values()), feeds[: args.wasm_texts], work)
-        print("  ran onnxruntime-web WASM", flush=True)
-        native_ms = native_medians(list(graphs.values()))
 
         fp32_accuracy = float(np.mean(reference.argmax(1) == target))
         results = []

@@ -74,6 +74,21 @@ def native_medians(paths: list[Path], rounds: int = 7) -> dict[Path, float]:
     return {p: statistics.median(t) for p, t in times.items()}
 
 
+def run_everywhere(graphs: dict[str, Path], feeds: list[dict[str, np.ndarray]], emulated_texts: int, wasm_texts: int, work: Path) -> tuple:
+    """Each graph's logits natively on every feed, on the first `emulated_texts` under the emulated
+    AVX2 CPU (empty without qemu) and ONNX's exact reference, WASM's run of the first `wasm_texts`
+    (`wasm_run`'s records), and the native 16-token medians: by name, the last by path."""
+    logits = {name: native_logits(p, feeds) for name, p in graphs.items()}
+    print("  scored natively", flush=True)
+    few = feeds[:emulated_texts]
+    emulated = {name: emulated_cpu_logits(p, few) for name, p in graphs.items()} if qemu() else {}
+    exact = {name: exact_logits(p, few) for name, p in graphs.items()}
+    print(f"  ran {len(few)} texts on the emulated AVX2 CPU ({'yes' if emulated else 'qemu-x86_64 missing'}) and the exact reference", flush=True)
+    wasm = wasm_run(list(graphs.values()), feeds[:wasm_texts], work)
+    print("  ran onnxruntime-web WASM", flush=True)
+    return logits, emulated, exact, wasm, native_medians(list(graphs.values()))
+
+
 def compare(a: np.ndarray, b: np.ndarray, temperature: float) -> tuple[float, int]:
     """Largest |calibrated probability difference| and the number of changed answers."""
     pa, pb = softmax(a.astype(np.float64), temperature), softmax(b.astype(np.float64), temperature)
@@ -111,15 +126,8 @@ def main() -> int:
             t0 = time.perf_counter()
             graphs[name] = quantize_int8(graphs["fp32"], work / f"model_{name}.onnx", scheme=name)
             print(f"  quantized {name} in {time.perf_counter() - t0:.1f} s", flush=True)
-        logits = {name: native_logits(p, feeds) for name, p in graphs.items()}
-        print("  scored natively", flush=True)
+        logits, emulated, exact, wasm, native_ms = run_everywhere(graphs, feeds, args.emulated, args.wasm_texts, work)
         few = feeds[: args.emulated]
-        emulated = {name: emulated_cpu_logits(p, few) for name, p in graphs.items()} if qemu() else {}
-        exact = {name: exact_logits(p, few) for name, p in graphs.items()}
-        print(f"  ran {len(few)} texts on the emulated AVX2 CPU ({'yes' if emulated else 'qemu-x86_64 missing'}) and the exact reference", flush=True)
-        wasm = wasm_run(list(graphs.values()), feeds[: args.wasm_texts], work)
-        print("  ran onnxruntime-web WASM", flush=True)
-        native_ms = native_medians(list(graphs.values()))
 
         results = []
         for name, path in graphs.items():
