@@ -70,6 +70,8 @@ def test_smoothing_factors_balance_the_kept_channels_only():
     assert np.exp(np.log(s[:3]).mean()) == pytest.approx(1.0)
     assert (amax[2] / s[2]) / (amax[0] / s[0]) == pytest.approx(4.0)  # alpha 0.5: a range ratio of 16 becomes 4
     assert np.all(smoothing_factors(amax, [w], keep, 0.0) == 1.0)
+    silent = smoothing_factors(np.array([0.0, 4.0, 4.0, 4.0]), [w], np.ones(4, bool), 0.5)
+    assert silent[0] == pytest.approx(silent[1] * 0.1)  # floored at 1% of the median range: 1/s stays bounded
 
 
 def test_the_rewrite_is_exact_in_float_and_finds_the_planted_channel(tiny, tmp_path):
@@ -186,3 +188,16 @@ def test_a_model_without_outliers_ships_unchanged(tmp_path):
                                            "calibration_texts": 8}
     names = {t.name for t in onnx.load(str(tmp_path / "bundle" / variant.path)).graph.initializer}
     assert not any(n.endswith("/int8_mask") for n in names)
+
+
+def test_a_weight_read_twice_is_left_alone(tmp_path):
+    """Rescaling a shared weight's rows for one input would change the other reader's product."""
+    from onnx import TensorProto, helper
+
+    fp32 = tmp_path / "one.onnx"
+    _one_matmul(fp32)
+    model = onnx.load(str(fp32))
+    model.graph.node.append(helper.make_node("MatMul", ["x", "w"], ["again"], name="again"))
+    model.graph.output.append(helper.make_tensor_value_info("again", TensorProto.FLOAT, [1, None, 32]))
+    report = split_outliers(model, {"x": np.array([1.0] * 63 + [80.0])})
+    assert report.inputs == report.channels == 0 and [n.name for n in model.graph.node] == ["dense", "bias_add", "again"]

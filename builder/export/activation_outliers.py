@@ -66,10 +66,16 @@ class SplitReport:
 
 
 def _weight_matmuls(model, inits: Mapping[str, object]) -> dict[str, list]:
-    """The MatMul nodes with a constant 2-D weight, grouped by their (activation) input."""
+    """The MatMul nodes with a constant 2-D weight that nothing else reads (the rewrite rescales it),
+    grouped by their (activation) input."""
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
     groups: dict[str, list] = {}
     for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
+        w = node.input[1] if node.op_type == "MatMul" else None
+        if w in inits and len(inits[w].dims) == 2 and readers[w] == 1:
             groups.setdefault(node.input[0], []).append(node)
     return groups
 
@@ -111,8 +117,9 @@ def smoothing_factors(amax: np.ndarray, weights: Sequence[np.ndarray], keep: np.
     if alpha <= 0 or not keep.any():
         return s
     wmax = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
-    tiny = 1e-5
-    raw = np.maximum(amax[keep], tiny) ** alpha / np.maximum(wmax[keep], tiny) ** (1.0 - alpha)
+    # A channel (nearly) silent in calibration must not get a huge 1/s for texts where it is not.
+    floor = max(1e-5, 0.01 * float(np.median(amax[keep])))
+    raw = np.maximum(amax[keep], floor) ** alpha / np.maximum(wmax[keep], 1e-5) ** (1.0 - alpha)
     s[keep] = raw / np.exp(np.mean(np.log(raw)))
     return s
 
