@@ -220,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation JSONL, or a split folder (its val.jsonl): utterances like your users', never test data")
     _handoff_tolerance_arg(p)
 
+    p = sub.add_parser("requantize", help="quantize a bundle's transformer tier again from its fp32 graph, as train does today, and "
+                                          "refit its calibration and the cascade (no retraining)")
+    p.add_argument("--bundle", required=True, help="bundle folder with a transformer tier (updated in place, atomically)")
+    p.add_argument("--data", required=True, help="the split folder it was trained on: train.jsonl calibrates, val.jsonl fits, test.jsonl scores")
+    p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help="the int8 weight format (default: u8s7; see train)")
+    p.add_argument("--no-int8-outliers", dest="int8_outliers", action="store_false", help="quantize every input channel (see train)")
+    p.add_argument("--target-precision", type=_probability, default=0.97, help="accuracy of answers the clarify threshold aims for on val")
+    _handoff_tolerance_arg(p)
+
     p = sub.add_parser("predict", help="route text through a bundle and print the result")
     bundle_arg(p)
     p.add_argument("text", nargs="+", help="utterances ('-' reads one per line from stdin)")

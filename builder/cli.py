@@ -179,6 +179,15 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_requantize(args: argparse.Namespace) -> int:
+    from .pipeline.transformer_tier import TransformerBuildOptions, requantize_bundle
+    from .train.fine_tune import TransformerOptions
+
+    requantize_bundle(Path(args.bundle), Path(args.data), from_args(TransformerBuildOptions, args, training=TransformerOptions()), log=log)
+    log(f"wrote {args.bundle}/")
+    return 0
+
+
 def _val_rows(data: Path) -> list[Example]:
     """``--data`` of blend and cascade: a JSONL file, or a split folder's val.jsonl."""
     from .data.datasets import read_jsonl
@@ -266,8 +275,8 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate, "import": cmd_import, "train-bow": cmd_train_bow, "train": cmd_train, "webgl": cmd_webgl,
-    "build": cmd_build, "eval": cmd_eval, "blend": cmd_blend, "cascade": cmd_cascade, "predict": cmd_predict, "status": cmd_status,
-    "demo": cmd_demo, "serve": cmd_serve, "bench": cmd_bench, "site": cmd_site,
+    "build": cmd_build, "eval": cmd_eval, "blend": cmd_blend, "cascade": cmd_cascade, "requantize": cmd_requantize,
+    "predict": cmd_predict, "status": cmd_status, "demo": cmd_demo, "serve": cmd_serve, "bench": cmd_bench, "site": cmd_site,
 }
 
 

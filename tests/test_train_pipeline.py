@@ -72,6 +72,36 @@ def test_router_runs_the_cascade_through_both_tiers(two_tier_bundle):
     assert result.tier == "transformer" and result.intent in status["labels"]
 
 
+def test_requantize_rebuilds_the_int8_graph_and_its_calibration_without_training(two_tier_bundle, small_data, tmp_path):
+    """`builder requantize`: an old bundle's fp32 graph quantized as train does today; records kept, files re-hashed."""
+    from builder.cli import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(two_tier_bundle[0], bundle)
+    before = read_manifest(bundle).tiers[1]
+    assert main(["requantize", "--bundle", str(bundle), "--data", str(small_data), "--no-int8-outliers", "--target-precision", "0.9"]) == 0
+    after = read_manifest(bundle).tiers[1]
+    assert after.extra["training"] == before.extra["training"] and after.extra["calibration"]["target_precision"] == 0.9
+    assert "activation_outliers" not in after.extra["variants"]["model"]
+    assert after.files["model_fp32"].sha256 == before.files["model_fp32"].sha256  # the float graph is the source, untouched
+    assert after.extra["temperature"] > 0 and set(after.extra["metrics"]) >= {"model", "model_fp32"}
+    assert read_manifest(bundle).tiers[0].extra["calibration"]["handoff"]["fitted_on"] == "val"  # the cascade refitted
+    assert main(["requantize", "--bundle", str(bundle), "--data", str(small_data)]) == 0
+    assert read_manifest(bundle).tiers[1].extra["variants"]["model"]["activation_outliers"]["calibration_texts"] == 256
+    assert [t["available"] for t in Router.from_bundle(bundle, strict=True).status()["tiers"]] == [True, True]  # hashes checked
+    result = Router.from_bundle(bundle, handoff_threshold=1.0, force=True).classify("how many shares of TSLA do I have")
+    assert result.tier == "transformer" and result.tiers[1].error is None
+
+
+def test_requantize_says_what_is_missing(small_bundle, small_data, tmp_path):
+    from builder.errors import BuildError
+    from builder.pipeline.transformer_tier import requantize_bundle
+
+    options = TransformerBuildOptions(training=TransformerOptions())
+    with pytest.raises(BuildError, match="no transformer tier"):
+        requantize_bundle(small_bundle, small_data, options, log=lambda _: None)
+
+
 def test_prune_shrinks_the_vocabulary_end_to_end(tmp_path, small_data):
     """`train --prune`: the English coverage check runs on its default sentences."""
     base = make_tiny_base(tmp_path / "base")
