@@ -88,7 +88,7 @@ def test_transformers_js_needs_the_hugging_face_layout():
 def test_tolerances_follow_precision_and_backend():
     cases = {c.id: c for c in plan_cases(manifest(), quick=False)[0]}
     assert cases["bow-js"].tolerance == 1e-9
-    assert cases["wasm-int8"].tolerance == 0.02 and cases["webgpu-int8"].tolerance == 0.05
+    assert cases["wasm-int8"].tolerance == cases["webgpu-int8"].tolerance == 0.05
     assert cases["wasm-fp32"].tolerance == cases["webgl"].tolerance == 1e-3
 
 
@@ -167,20 +167,19 @@ INT8 = Case("wasm-int8", "x", "js", "transformer", "wasm", "model", precision="i
 def test_agreement_within_tolerance():
     got = agreement(INT8, result([[0.71, 0.29]]), reference([[0.7, 0.3]]))
     assert got["ok"] and got["checked"] == 1 and got["max_abs_diff"] == pytest.approx(0.01)
-    assert got["tolerance"] == 0.02
-    assert not agreement(INT8, result([[0.73, 0.27]]), reference([[0.7, 0.3]]))["ok"]
+    assert got["tolerance"] == 0.05
 
 
 def test_agreement_fails_on_a_large_difference_or_a_changed_answer():
     assert not agreement(INT8, result([[0.6, 0.4]]), reference([[0.7, 0.3]]))["ok"]
-    assert agreement(INT8, result([[0.685, 0.315]]), reference([[0.7, 0.3]]))["ok"]
+    assert agreement(INT8, result([[0.66, 0.34]]), reference([[0.7, 0.3]]))["ok"]
     fp32 = Case("wasm-fp32", "x", "js", "transformer", "wasm", "model", precision="fp32", reference="model")
     got = agreement(fp32, result([[0.4, 0.6]]), reference([[0.6, 0.4]]))
     assert not got["ok"] and got["argmax_changes"] == ["short[0]"]
 
 
 def test_a_near_tie_may_flip():
-    got = agreement(INT8, result([[0.495, 0.505]]), reference([[0.505, 0.495]]))
+    got = agreement(INT8, result([[0.48, 0.52]]), reference([[0.51, 0.49]]))
     assert got["ok"] and got["argmax_changes"] == []
 
 
@@ -311,9 +310,9 @@ def test_time_calls_stops_at_max_calls():
 def test_case_report_lists_errors_and_the_first_disagreement_and_drops_outputs():
     good = {**run_result(2.0, 5.0), "page_errors": [], "agreement": {"ok": True, "max_abs_diff": 0.01, "argmax_changes": [], "checked": 2, "against": "runtime_py model"}}
     good["sets"]["short"]["outputs"] = [[0.5, 0.5]]
-    off = {**good, "agreement": {"ok": False, "max_abs_diff": 0.2, "argmax_changes": ["short[0]"], "checked": 2, "tolerance": 0.02, "against": "runtime_py model"}}
+    off = {**good, "agreement": {"ok": False, "max_abs_diff": 0.2, "argmax_changes": ["short[0]"], "checked": 2, "tolerance": 0.05, "against": "runtime_py model"}}
     failed = {"ok": False, "error": "boom"}
     entry, failures = bench.case_report(INT8, [good, off, failed])
-    assert failures == ["wasm-int8: boom", "wasm-int8: disagrees with runtime_py model: max |diff| 2.00e-01 (tolerance 0.02), argmax changes: ['short[0]']"]
+    assert failures == ["wasm-int8: boom", "wasm-int8: disagrees with runtime_py model: max |diff| 2.00e-01 (tolerance 0.05), argmax changes: ['short[0]']"]
     assert entry["summary"]["runs"] == 2 and entry["agreement"]["max_abs_diff"] == 0.2 and entry["agreement"]["checked"] == 4
     assert "outputs" not in entry["runs"][0]["sets"]["short"] and entry["runs"][2] == {**failed, "sets": {}}

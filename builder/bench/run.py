@@ -49,14 +49,18 @@ QUICK_TIMING = {"warmupMs": 200, "warmupCalls": 5, "warmupMaxMs": 2000, "budgetM
 # Largest |probability difference| from runtime_py allowed, by (precision, backend). The int8
 # graphs' integer sums are exact on every CPU and in WASM (builder/export/int8_safety.py), but
 # dynamic int8 re-quantizes activations at every MatMul: a last-bit float difference between two
-# builds' kernels (LayerNorm, GELU, Softmax) now and then moves an activation across a rounding
-# boundary, a whole quantization step. Since the builder keeps outlier activation channels in float
-# (builder/export/activation_outliers.py) that step is small (docs/BENCHMARKS.md, "int8 closer to
-# fp32"): WASM vs native at most 0.0075 on 600 banking77 texts and 0.0042 on `bench --quick`'s
-# texts of the default bundle, where it read 0.021-0.033 before. WebGPU (SwiftShader here) runs
-# the float ops on other kernels again: 0.012 (0.049 before), so it keeps 0.05. fp32 and the WebGL
-# graph (fp32, checked against the fp32 graph) agree to about 1e-6.
-TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.02, ("int8", "webgpu"): 0.05}
+# builds' kernels (LayerNorm, GELU, dequantization) moves an activation across a rounding
+# boundary now and then, a whole quantization step, and a sharpening temperature amplifies it.
+# Measured with 7-bit weights (docs/BENCHMARKS.md, "int8 on every CPU"): WASM vs native 0.014 on
+# banking77 (T 0.82, 200 texts), 0.033 on the default finance bundle (T 0.59, 8 texts), where
+# onnxruntime on an AVX2 CPU differs from the same on a VNNI CPU by 0.014 and ONNX's exact
+# reference from either by 0.019. Session 11 keeps outlier activation channels in float
+# (builder/export/activation_outliers.py), which makes that step small: the default bundle's quick
+# texts read WASM 0.0042 and WebGPU 0.012 (0.021 and 0.049 before), 600 banking77 test texts at most
+# 0.0075; but banking77's bench texts (16 and 64 tokens) read 0.0205 (0.028 before), so 0.02 would
+# fail `builder bench` on real bundles and the tolerance stays 0.05 (docs/BENCHMARKS.md, "int8
+# closer to fp32"). fp32 and the WebGL graph (fp32, checked against the fp32 graph) agree to about 1e-6.
+TOLERANCE = {("bow", None): 1e-9, ("fp32", None): 1e-3, ("int8", "wasm"): 0.05, ("int8", "webgpu"): 0.05}
 
 CASE_TIMEOUT_S = 600
 
