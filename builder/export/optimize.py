@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +298,7 @@ def build_variants(
         report = write_split(src, split, calibration, outliers)
         try:
             if not report.channels:  # no outliers: smoothing alone measured worse than no rewrite (docs/BENCHMARKS.md)
-                return quantize_int8(src, dst, per_channel=True, scheme=scheme), SplitReport(outliers, 0, 0, report.calibration_texts, [])
+                return quantize_int8(src, dst, per_channel=True, scheme=scheme), replace(report, inputs=0)
             return quantize_int8(split, dst, per_channel=True, scheme=scheme, keep_float=report.float_matmuls), report
         finally:
             split.unlink(missing_ok=True)

@@ -125,14 +125,10 @@ def train_transformer_into_bundle(
         summary["export_max_abs_diff"] = validate_onnx(model, fp32, _validation_batches(tokenizer, val_texts, training.max_length))
         log(f"exported ONNX (fp32 matches PyTorch within {summary['export_max_abs_diff']:.1e})")
         variants, metrics, temperature, threshold = _ship_graphs(
-            draft, fp32, tokenizer, labels, splits, options, training.max_length, log,
+            draft, fp32, tokenizer, labels, splits, options, training.max_length, log, oos_labels=training.oos_labels,
             training={**result.options, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "seconds": round(result.seconds, 1)},
             pruning=prune_report.__dict__ if prune_report else None,
         )
-        record_oos_labels(draft.manifest, labels, training.oos_labels)
-        fitted = fit_manifest(draft.root, draft.manifest, splits["val"], options.handoff_tolerance, log)
-        if fitted is not None:
-            threshold = fitted.threshold
     summary.update(metrics=metrics, temperature=temperature, threshold=threshold, variants=[v.__dict__ for v in variants])
     return summary
 
@@ -146,13 +142,15 @@ def _ship_graphs(
     options: TransformerBuildOptions,
     max_length: int,
     log: Callable[[str], None],
+    oos_labels: Sequence[str] | None = None,
     kept: dict[str, tuple[str, dict]] | None = None,
     **recorded: Any,
 ) -> tuple[list, dict[str, Any], float, float]:
     """From the fp32 graph in `draft`: the int8 variants, their temperature and clarify threshold
-    fitted on val, val/test metrics, and the tier written into `draft`'s manifest (`recorded`: its
+    fitted on val, val/test metrics, the tier written into `draft`'s manifest (`recorded`: its
     training and pruning records; `kept`: other roles' path and variant entry, e.g. WebGL graphs,
-    which derive from the unchanged fp32 graph). Returns (variants, metrics, temperature, threshold)."""
+    which derive from the unchanged fp32 graph; `oos_labels`, when given, recorded in the routing),
+    then the cascade fitted on val. Returns (variants, metrics, temperature, last tier's threshold)."""
     kept = kept or {}
     index = {label: i for i, label in enumerate(labels)}
     config = json.loads((draft.root / "config.json").read_text(encoding="utf-8"))
@@ -203,7 +201,10 @@ def _ship_graphs(
         metrics=metrics,
         **recorded,
     )
-    return variants, metrics, temperature, threshold
+    if oos_labels is not None:
+        record_oos_labels(draft.manifest, labels, oos_labels)
+    fitted = fit_manifest(draft.root, draft.manifest, splits["val"], options.handoff_tolerance, log)
+    return variants, metrics, temperature, fitted.threshold if fitted is not None else threshold
 
 
 def requantize_bundle(bundle: Path, data: Path, options: TransformerBuildOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -238,7 +239,4 @@ def requantize_bundle(bundle: Path, data: Path, options: TransformerBuildOptions
             draft, draft.root / fp32, tokenizer, labels, splits, options, int(spec.get("max_length") or 128), log,
             kept=kept, training=spec.get("training"), pruning=spec.get("pruning"),
         )
-        fitted = fit_manifest(draft.root, draft.manifest, splits["val"], options.handoff_tolerance, log)
-        if fitted is not None:
-            threshold = fitted.threshold
     return {"metrics": metrics, "temperature": temperature, "threshold": threshold, "variants": [v.__dict__ for v in variants]}
