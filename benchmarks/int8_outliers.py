@@ -32,6 +32,7 @@ import numpy as np
 from benchmarks.int8_schemes import encodings, native_logits, run_everywhere, write_report
 from builder.export.activation_outliers import DEFAULT_RECIPE, OutlierRecipe, calibration_feeds, write_split
 from builder.export.int8_safety import cpu_flags, describe_cpu
+from builder.export.int8_schemes import DEFAULT_INT8_SCHEME, INT8_SCHEMES
 from builder.export.optimize import quantize_int8
 from builder.train.metrics import softmax
 from runtime_py.bundle import read_manifest
@@ -66,6 +67,7 @@ def main() -> int:
     parser.add_argument("--test", type=Path, help="the labelled texts to score (default: DATA/test.jsonl)")
     parser.add_argument("--emulated", type=int, default=32, help="test texts run on the emulated AVX2 CPU and the exact reference")
     parser.add_argument("--wasm-texts", type=int, default=600, help="test texts run in onnxruntime-web WASM")
+    parser.add_argument("--int8-scheme", default=DEFAULT_INT8_SCHEME, choices=INT8_SCHEMES, help="the weight format of every graph")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
@@ -91,10 +93,11 @@ def main() -> int:
         for i, (name, recipe) in enumerate(RECIPES.items()):
             t0 = time.perf_counter()
             if recipe is None:
-                graphs[name] = quantize_int8(fp32, work / f"{i}.onnx")
+                graphs[name] = quantize_int8(fp32, work / f"{i}.onnx", scheme=args.int8_scheme)
             else:
                 reports[name] = write_split(fp32, work / f"{i}.split.onnx", calibration, recipe)
-                graphs[name] = quantize_int8(work / f"{i}.split.onnx", work / f"{i}.onnx", keep_float=reports[name].float_matmuls)
+                graphs[name] = quantize_int8(work / f"{i}.split.onnx", work / f"{i}.onnx", scheme=args.int8_scheme,
+                                             keep_float=reports[name].float_matmuls)
             print(f"  quantized '{name}' in {time.perf_counter() - t0:.1f} s", flush=True)
         reference = native_logits(fp32, feeds)
         logits, emulated, exact, wasm, native_ms = run_everywhere(graphs, feeds, args.emulated, args.wasm_texts, work)
@@ -118,7 +121,7 @@ def main() -> int:
                 "wasm_ms": w["median_ms"],
             })
     report = {"bundle": str(args.bundle), "test": str(test), "texts": len(rows), "calibration_texts": len(calibration),
-              "cpu": cpu, "temperature": temperature, "fp32_accuracy": fp32_accuracy, "results": results}
+              "int8_scheme": args.int8_scheme, "cpu": cpu, "temperature": temperature, "fp32_accuracy": fp32_accuracy, "results": results}
     write_report(markdown(report), report, args.markdown, args.json)
     return 0
 
@@ -131,10 +134,11 @@ def markdown(report: dict) -> str:
 
     lines = [
         f"{report['bundle']} on {report['test']} ({report['texts']} texts; fp32 accuracy {report['fp32_accuracy']:.4f}); "
+        f"weights: {report.get('int8_scheme', 'u8s7')}; "
         f"calibration: {report['calibration_texts']} training texts; native: {describe_cpu(report['cpu'])}. Probability "
         f"differences are calibrated (T = {report['temperature']:.3f}), per text the largest over intents; p99 / max over texts.",
         "",
-        "| u8s7 int8, recipe | MB | accuracy (vs fp32) | vs fp32: mean / p99 / max; changed | WASM vs native | exact reference vs native "
+        f"| {report.get('int8_scheme', 'u8s7')} int8, recipe | MB | accuracy (vs fp32) | vs fp32: mean / p99 / max; changed | WASM vs native | exact reference vs native "
         "| AVX2 CPU (emulated) vs native | native p50, 16 tok (vs before) | WASM p50, 16 tok (vs before) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

@@ -260,6 +260,27 @@ def median_latency_ms(path: Path, length: int = 16, runs: int = 30, warmup: int 
     return float(np.median(times) * 1000.0)
 
 
+def quantize_calibrated(
+    src: Path,
+    dst: Path,
+    scheme: str = DEFAULT_INT8_SCHEME,
+    calibration: Sequence[Mapping[str, np.ndarray]] = (),
+    outliers: OutlierRecipe | None = DEFAULT_RECIPE,
+) -> tuple[Path, SplitReport | None]:
+    """The shipped int8 graph of `src` at `dst`: with `calibration` and an `outliers` recipe, its
+    outlier activation channels in float (activation_outliers); returns the graph and the rewrite's report."""
+    if not (calibration and outliers):
+        return quantize_int8(src, dst, per_channel=True, scheme=scheme), None
+    split = _tmp_sibling(Path(dst), ".split.onnx")
+    try:
+        report = write_split(src, split, calibration, outliers)
+        if not report.channels:  # no outliers: smoothing alone measured worse than no rewrite (docs/BENCHMARKS.md)
+            return quantize_int8(src, dst, per_channel=True, scheme=scheme), replace(report, inputs=0)
+        return quantize_int8(split, dst, per_channel=True, scheme=scheme, keep_float=report.float_matmuls), report
+    finally:
+        split.unlink(missing_ok=True)
+
+
 def build_variants(
     fp32_path: Path,
     out_dir: Path,
@@ -291,28 +312,16 @@ def build_variants(
             tmp.unlink(missing_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".variants-", dir=onnx_dir))
 
-    def quantize(src: Path, dst: Path) -> tuple[Path, SplitReport | None]:
-        if not (calibration and outliers):
-            return quantize_int8(src, dst, per_channel=True, scheme=scheme), None
-        split = work / f"{dst.stem}.split.onnx"
-        report = write_split(src, split, calibration, outliers)
-        try:
-            if not report.channels:  # no outliers: smoothing alone measured worse than no rewrite (docs/BENCHMARKS.md)
-                return quantize_int8(src, dst, per_channel=True, scheme=scheme), replace(report, inputs=0)
-            return quantize_int8(split, dst, per_channel=True, scheme=scheme, keep_float=report.float_matmuls), report
-        finally:
-            split.unlink(missing_ok=True)
-
     native = onnx_dir / "model_native_int8.onnx"
     try:
-        quant, report = quantize(plain, onnx_dir / "model_quantized.onnx")
+        quant, report = quantize_calibrated(plain, onnx_dir / "model_quantized.onnx", scheme, calibration, outliers)
         variants = [
             describe_variant("model_fp32", plain, "fp32", False),
             describe_variant("model", quant, "int8", False, scheme, report),
         ]
         fused = fuse_for_native(plain, work / "fused.onnx", num_heads, hidden_size)
         if fused is not None:
-            _, fused_report = quantize(fused, work / "fused_int8.onnx")
+            _, fused_report = quantize_calibrated(fused, work / "fused_int8.onnx", scheme, calibration, outliers)
             t_plain = median_latency_ms(quant)
             t_native = median_latency_ms(work / "fused_int8.onnx")
             if timings is not None:
