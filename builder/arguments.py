@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import paths
 from .export.int8_schemes import SHIPPABLE_SCHEMES
-from .pipeline.build import BUILD_INT8_SCHEME, BUILD_TIERS, BUILD_VOCAB_SIZE
+from .pipeline.build import BUILD_SIZE, BUILD_TIERS
+from .pipeline.sizes import SIZES, apply_size, size_help
 from .train.cascade import DEFAULT_TOLERANCE
 
 DESCRIPTION = "``python -m builder``: generate data, train tiers, evaluate, predict, build the default bundle."
@@ -44,6 +46,7 @@ def _number(kind: type, accept: Callable[[Any], bool], expected: str) -> Callabl
 
 _probability = _number(float, lambda x: 0 <= x <= 1, "a number between 0 and 1")
 _non_negative = _number(float, lambda x: 0 <= x < math.inf, "a number >= 0")
+_non_negative_int = _number(int, lambda x: x >= 0, "a whole number >= 0")
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -114,7 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder with train.jsonl (val.jsonl, test.jsonl optional)")
     p.add_argument("--out", required=True, help="bundle folder (created, or its transformer tier replaced)")
     p.add_argument("--base", default="minilm-l6", help="preset (minilm-l6, minilm-l3, tinybert-4l), a local model folder, or a hub id")
-    p.add_argument("--layers", type=_positive(int), help="keep only the first N encoder layers")
+    p.add_argument("--size", dest="size_recipe", choices=list(SIZES), default="base", help=size_help("base"))
+    p.add_argument("--layers", type=_positive(int), help="keep only the first N encoder layers (with --teacher: N of the teacher's, evenly spaced)")
+    p.add_argument("--teacher", metavar="BUNDLE", help="distil from this bundle's transformer tier: the student (instead of --base) "
+                   "starts from its embeddings, head and --layers of its layers, and learns its soft labels (fp32 graph)")
+    p.add_argument("--distill-weight", type=_probability, default=0.5, metavar="A",
+                   help="with --teacher: loss = (1 - A) x cross-entropy + A x distillation on labelled utterances (default: %(default)s)")
+    p.add_argument("--distill-temperature", type=_positive(float), default=2.0, metavar="T", help="with --teacher (default: %(default)s)")
+    p.add_argument("--augment", type=_non_negative_int, default=1, metavar="N",
+                   help="with --teacher: N augmented utterances per training one (noisy copies, splices of two), "
+                        "labelled by the teacher alone (default: %(default)s)")
     p.add_argument("--max-length", type=_positive(int), default=64)
     p.add_argument("--epochs", type=_positive(int), default=3)
     p.add_argument("--batch-size", type=_positive(int), default=32)
@@ -169,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning epochs (1: the synthetic set is learned in one, and the build stays short)")
     p.add_argument("--webgl", action="store_true",
                    help="also write the WebGL variant (two fp32 graphs, 16 and 64 tokens, ~180 MB, downloaded only by the WebGL backend)")
-    p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help=f"the transformer's int8 weight format (default: {BUILD_INT8_SCHEME}; see train)")
+    p.add_argument("--size", dest="size_recipe", choices=list(SIZES), default=BUILD_SIZE, help=size_help(BUILD_SIZE))
+    p.add_argument("--layers", type=_positive(int), help="keep only the first N encoder layers (default: from --size)")
+    p.add_argument("--int8-scheme", choices=SHIPPABLE_SCHEMES, help="the transformer's int8 weight format (default: from --size; see train)")
     p.add_argument("--vocab-size", type=_positive(int), metavar="N",
-                   help=f"prune the transformer's vocabulary to N tokens (default: {BUILD_VOCAB_SIZE or 'not pruned'}; see train)")
+                   help="prune the transformer's vocabulary to N tokens (default: from --size; see train)")
     _handoff_tolerance_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -247,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
     p.add_argument("--no-build", action="store_true", help="do not build the default bundle when it is missing")
     p.add_argument("--with-fp32", action="store_true", help="also serve the fp32 transformer graph")
+    p.add_argument("--reference-model", dest="reference", type=Path, metavar="DIR",
+                   help="also serve this transformers.js model folder (config.json, tokenizer files, onnx/model_quantized.onnx) "
+                        "at /reference/, for bench --tjs-reference")
     _no_bundle_js_arg(p)
 
     p = sub.add_parser("bench", help="time every browser backend (and transformers.js) on a bundle in Chromium; checks answers against runtime_py")
@@ -258,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", help="also write the Markdown tables here")
     p.add_argument("--plot", help="write a PNG chart of the latencies here")
     p.add_argument("--no-transformers-js", action="store_true", help="leave out the transformers.js cases")
+    p.add_argument("--tjs-reference", metavar="DIR",
+                   help="also time transformers.js on this model folder's q8 graph (e.g. an L6 bundle: the MiniLM-L6 q8 "
+                        "transformers.js users run), on the same texts in the same run; its answers are not compared")
     p.add_argument("--no-webgl", action="store_true", help="leave out the WebGL case (else a bundle without WebGL graphs gets them in a temporary copy)")
 
     p = sub.add_parser("site", help="write the demo as a static folder for any static host")
@@ -278,4 +298,4 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if getattr(args, "tfidf", False):
         args.tf, args.idf, args.norm = "log", True, "l2"
-    return args
+    return apply_size(args) if hasattr(args, "size_recipe") else args

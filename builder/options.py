@@ -17,7 +17,7 @@ def known_fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
-    """`cls` from the arguments whose ``dest`` names one of its fields, plus `given`; an argument
-    left unset (None) keeps the field's default."""
+    """`cls` from the arguments whose ``dest`` names one of its fields, then `given` (which wins);
+    an argument left unset (None) keeps the field's default."""
     values = {k: v for k, v in known_fields(cls, vars(args)).items() if v is not None}
-    return cls(**values, **given)
+    return cls(**{**values, **given})

@@ -131,8 +131,14 @@ def test_build_both_tiers_from_a_local_base(tmp_path):
 
     base = make_tiny_base(tmp_path / "base")
     out = tmp_path / "bundle"
-    done = run("build", "--out", str(out), "--data", str(tmp_path / "data"), "--base", str(base), "--quiet", env={"INTENT_DATASET_SIZE": "660"})
+    small = ("build", "--out", str(out), "--data", str(tmp_path / "data"), "--base", str(base), "--size", "small", "--quiet")
+    deeper = run(*small, env={"INTENT_DATASET_SIZE": "660"})
+    assert deeper.returncode == 2 and "--layers 3: the base" in deeper.stderr and "has 2 encoder layers" in deeper.stderr
+    # the small recipe otherwise (7-bit weights, 8,000 wordpieces), on both of the tiny base's layers
+    done = run(*small, "--layers", "2", env={"INTENT_DATASET_SIZE": "660"})
     assert done.returncode == 0, done.stderr
+    model = json.loads((out / "manifest.json").read_text())["tiers"][1]["variants"]["model"]
+    assert model["int8_scheme"] == "u8s7" and json.loads((out / "config.json").read_text())["vocab_size"] == 8000
     assert "[3/3] fine-tuning the transformer tier" in done.stderr
     status = json.loads(run("status", "--bundle", str(out)).stdout)
     assert [(t["name"], t["available"]) for t in status["tiers"]] == [("bow", True), ("transformer", True)]

@@ -131,7 +131,7 @@ def previous(tmp_path_factory, base) -> tuple[Path, dict[str, str]]:
     """A complete default bundle (both tiers and the WebGL graphs) built by `build`, and its snapshot."""
     root = tmp_path_factory.mktemp("previous")
     out = root / "bundle"
-    done = subprocess.run([sys.executable, "-m", "builder", "build", "--out", str(out), "--data", str(root / "data"), "--base", str(base), "--quiet", "--webgl"],
+    done = subprocess.run([sys.executable, "-m", "builder", "build", "--out", str(out), "--data", str(root / "data"), "--base", str(base), "--size", "base", "--quiet", "--webgl"],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert build_gap(out, TIERS, webgl=True) is None
@@ -147,7 +147,7 @@ def target(previous, tmp_path) -> Path:
 
 
 def build_args(target: Path, base: Path, *extra: str) -> list[str]:
-    return ["--out", str(target), "--data", str(target.parent / "data"), "--base", str(base), "--quiet", "--webgl", *extra]
+    return ["--out", str(target), "--data", str(target.parent / "data"), "--base", str(base), "--size", "base", "--quiet", "--webgl", *extra]
 
 
 def assert_killed_and_intact(build: Build, target: Path, previous: tuple[Path, dict[str, str]]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
 from builder.train.fine_tune import TransformerOptions
 from runtime_py import Router, read_manifest
+from runtime_py.transformer import load_transformer_tier
 from runtime_py.wordpiece import WordPieceTokenizer
 from tiny_bert import make_tiny_base
 
@@ -40,6 +41,21 @@ def test_bundle_has_both_tiers_in_the_hugging_face_layout(two_tier_bundle):
     assert summary["export_max_abs_diff"] <= 1e-4
     assert tier.extra["variants"]["model"]["precision"] == "int8"
     assert "onnxruntime-web/wasm" in tier.extra["variants"]["model"]["runtimes"]
+
+
+def test_position_embeddings_stop_at_the_tiers_max_length(two_tier_bundle):
+    """Rows past max_length are never read (every runtime truncates there), so they are not shipped."""
+    import onnx
+
+    bundle, _ = two_tier_bundle
+    assert json.loads((bundle / "config.json").read_text())["max_position_embeddings"] == 64
+    for name in ("model.onnx", "model_quantized.onnx"):
+        graph = onnx.load(str(bundle / "onnx" / name))
+        table = next(i for i in graph.graph.initializer if i.name.startswith("encoder.embeddings.position_embeddings.weight") and i.dims)
+        assert table.dims[0] == 64, name
+    spec = next(t for t in read_manifest(bundle).tiers if t.kind == "transformer")
+    probabilities = load_transformer_tier(bundle, spec, True).probabilities(" ".join(["what is my balance"] * 60))  # 240 tokens
+    assert len(probabilities) == len(read_manifest(bundle).labels) and abs(sum(probabilities) - 1) < 1e-5
 
 
 def test_calibration_and_threshold_come_from_validation(two_tier_bundle):

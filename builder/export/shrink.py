@@ -218,6 +218,27 @@ def prune_vocabulary(
     return vocab, report
 
 
+def trim_positions(model: SequenceClassifier, max_length: int) -> int:
+    """Keep the first `max_length` rows of `model`'s position embeddings, in place: every runtime
+    truncates to the tier's max_length, so the other rows (448 of BERT's 512 at 64 tokens: 0.7 MB in
+    fp32, 0.17 MB in int8) are never read. Returns the rows removed."""
+    embeddings = model.encoder.embeddings
+    table = embeddings.position_embeddings
+    if table.num_embeddings <= max_length:
+        return 0
+    trimmed = nn.Embedding(max_length, table.embedding_dim, dtype=table.weight.dtype, device=table.weight.device)
+    with torch.no_grad():
+        trimmed.weight.copy_(table.weight[:max_length])
+    trimmed.weight.requires_grad_(table.weight.requires_grad)
+    embeddings.position_embeddings = trimmed
+    for name in ("position_ids", "token_type_ids"):  # BERT's index buffers, sized like the table
+        buffer = getattr(embeddings, name, None)
+        if isinstance(buffer, torch.Tensor) and buffer.dim() == 2:
+            embeddings.register_buffer(name, buffer[:, :max_length].clone(), persistent=False)
+    model.encoder.config.max_position_embeddings = max_length
+    return table.num_embeddings - max_length
+
+
 # --------------------------------------------------------------------------------------------------
 # Tokenizer files
 

@@ -29,10 +29,11 @@ from ..errors import BuildError
 from ..export.activation_outliers import calibration_feeds
 from ..export.onnx_export import export_onnx, onnx_session, run_onnx, validate_onnx
 from ..export.optimize import DEFAULT_INT8_SCHEME, build_variants, describe_variant
-from ..export.shrink import prune_vocabulary, write_tokenizer_files
+from ..export.shrink import prune_vocabulary, trim_positions, write_tokenizer_files
 from ..train.calibration import choose_threshold, fit_temperature
 from ..train.cascade import DEFAULT_TOLERANCE, fit_manifest
 from ..train.fine_tune import TransformerOptions, tokenizer_for, train_transformer, with_oos_label
+from ..train.teacher import Teacher
 from ..train.metrics import evaluate_logits, softmax
 
 TOKENIZER_ROLES = {
@@ -92,7 +93,8 @@ def train_transformer_into_bundle(
     splits = read_splits(data, training.seed)
     manifest = draft.manifest if draft is not None else existing_manifest(out)
     if manifest:  # before minutes of training, not after
-        check_same_intents(manifest, "transformer", with_oos_label(intent_labels(splits["train"]), training)[0])
+        teacher = Teacher(training.teacher) if training.teacher else None
+        check_same_intents(manifest, "transformer", with_oos_label(intent_labels(splits["train"]), training, teacher)[0])
     result = train_transformer(splits, training, log=log, progress=progress)
     model, labels = result.model, result.labels
     index = {label: i for i, label in enumerate(labels)}
@@ -112,6 +114,8 @@ def train_transformer_into_bundle(
             max_tokens=options.vocab_size,
         )
         log(f"vocabulary pruned: {prune_report.vocab_before:,} -> {prune_report.vocab_after:,} tokens")
+    if trim_positions(model, training.max_length):
+        log(f"position embeddings: the first {training.max_length} kept (the tier's max_length)")
     summary: dict[str, Any] = {"labels": labels, "best_epoch": result.best_epoch, "averaged_epochs": result.averaged, "train_seconds": result.seconds}
     with edit_bundle(out, draft) as draft:
         write_tokenizer_files(vocab, result.tokenizer_dir, draft.root, training.max_length)

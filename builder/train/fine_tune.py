@@ -27,6 +27,8 @@ from runtime_py.wordpiece import WordPieceTokenizer
 from ..data.datasets import Example, intent_labels
 from ..data.oos_labels import DEFAULT_OOS_LABELS
 from ..errors import BuildError
+from .distill import distill_loss, transfer_texts
+from .teacher import Teacher
 from .transformer_model import SequenceClassifier, load_encoder, resolve_base
 
 
@@ -54,6 +56,12 @@ class TransformerOptions:
     # to the labels when the data has none. Teaches the head that the space between intents is no intent.
     pseudo_oos: float = 0.0
     oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
+    # Distillation (builder.train.distill): a bundle whose fp32 transformer graph teaches; the student
+    # starts from its embeddings, head and `layers` of its layers (evenly spaced).
+    teacher: str | None = None
+    distill_weight: float = 0.5  # share of the teacher's soft labels in the loss of a labelled utterance
+    distill_temperature: float = 2.0
+    augment: int = 1  # with a teacher: augmented utterances per training utterance, labelled by the teacher only
 
 
 @dataclass
@@ -109,11 +117,12 @@ def _device(choice: str) -> torch.device:
 
 def _class_weights(targets: np.ndarray, n: int, mode: str, log: Callable[[str], None]) -> torch.Tensor | None:
     counts = np.bincount(targets, minlength=n).astype(np.float64)
-    ratio = counts.max() / max(counts.min(), 1)
+    present = counts[counts > 0]  # a teacher's labels may include intents this data has no row of
+    ratio = present.max() / present.min()
     if mode == "off" or (mode == "auto" and ratio <= 1.5):
         return None
     log(f"class weights on (largest/smallest intent: {ratio:.1f}x)")
-    return torch.tensor(len(targets) / (n * np.maximum(counts, 1)), dtype=torch.float32)
+    return torch.tensor(len(targets) / (len(present) * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 def _pseudo_oos_loss(model: SequenceClassifier, pooled: torch.Tensor, gold: torch.Tensor, oos_index: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
@@ -167,9 +176,17 @@ def encoder_param_groups(encoder: nn.Module, lr: float, weight_decay: float, lay
     ]
 
 
-def with_oos_label(labels: Sequence[str], options: TransformerOptions) -> tuple[list[str], int | None]:
-    """The tier's labels for the data's intents `labels`, and with --pseudo-oos the index of the
-    label its synthetic outliers get (the data's own oos label, else one appended)."""
+def with_oos_label(labels: Sequence[str], options: TransformerOptions, teacher: Teacher | None = None) -> tuple[list[str], int | None]:
+    """The tier's labels for the data's intents `labels` (a student's are its teacher's, in the
+    teacher's order, which its head keeps), and with --pseudo-oos the index of the label its
+    synthetic outliers get (the data's own oos label, else one appended)."""
+    if teacher is not None:
+        unknown = sorted(set(labels) - set(teacher.labels))
+        if unknown:
+            raise BuildError(f"--teacher {teacher.root}: intents the teacher does not know: {', '.join(unknown[:5])}")
+        labels = teacher.labels
+        if options.pseudo_oos > 0 and not set(labels) & set(options.oos_labels):
+            raise BuildError(f"--pseudo-oos with --teacher: the teacher has no out-of-scope label ({', '.join(options.oos_labels)})")
     if options.pseudo_oos <= 0:
         return list(labels), None
     present = [label for label in labels if label in options.oos_labels]
@@ -187,37 +204,55 @@ def train_transformer(
     started = time.perf_counter()
     train, val = splits["train"], splits.get("val", [])
     intents = intent_labels(train)
-    labels, oos_index = with_oos_label(intents, options)
+    teacher = Teacher(options.teacher) if options.teacher else None
+    labels, oos_index = with_oos_label(intents, options, teacher)
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    source, preset_layers = resolve_base(options.base)
-    layers = options.layers if options.layers is not None else preset_layers
-    tokenizer_dir = Path(source)
-    encoder = load_encoder(source, layers)
-    tokenizer = tokenizer_for(tokenizer_dir)
+    extra: dict[str, Any] = {}
+    if teacher is None:
+        source, preset_layers = resolve_base(options.base)
+        tokenizer_dir = Path(source)
+        model = SequenceClassifier(load_encoder(source, options.layers if options.layers is not None else preset_layers), labels, dropout=options.dropout)
+        tokenizer = tokenizer_for(tokenizer_dir)
+        described = options.base
+    else:
+        model, kept = teacher.student(options.layers, dropout=options.dropout)
+        tokenizer_dir, tokenizer = teacher.root, teacher.tokenizer
+        extra["teacher_layers"] = kept
+        described = f"a student of {teacher.root} (its layers {', '.join(map(str, kept))})"
+    encoder = model.encoder
     device = _device(options.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    model = SequenceClassifier(encoder, labels, dropout=options.dropout).to(device)
+    model = model.to(device)
     log(f"device: {device}")
     log(
-        f"fine-tuning {options.base} ({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}, "
+        f"fine-tuning {described} ({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters) on {len(train):,} utterances, {len(labels)} intents"
     )
     texts = [r.text for r in train]
     targets = np.asarray([index[r.intent] for r in train])
+    weight = _class_weights(targets, len(intents) if teacher is None else len(labels), options.class_weights, log)
+    soft = None
+    if teacher is not None:
+        augmented = transfer_texts(texts, options.augment, options.seed)
+        t0 = time.perf_counter()
+        soft = torch.from_numpy(teacher.logits(texts + augmented))
+        log(f"teacher: soft labels for {len(texts):,} utterances and {len(augmented):,} augmented ones ({time.perf_counter() - t0:.0f} s); "
+            f"loss {1 - options.distill_weight:g} x cross-entropy + {options.distill_weight:g} x distillation at T = {options.distill_temperature:g}")
+        texts = texts + augmented
+        targets = np.concatenate([targets, np.full(len(augmented), -1)])  # no gold label: the teacher's only
     encoded = [tokenizer.encode(t, max_length=options.max_length).ids for t in texts]
-    weight = _class_weights(targets, len(intents), options.class_weights, log)
     if weight is not None:
-        weight = torch.cat([weight, torch.ones(len(labels) - len(intents))]).to(device)  # a synthetic oos label weighs 1
+        weight = torch.cat([weight, torch.ones(len(labels) - len(weight))]).to(device)  # a synthetic oos label weighs 1
     if oos_index is not None:
         log(f"pseudo out-of-scope: {options.pseudo_oos:g} mixed example(s) per utterance, labelled {labels[oos_index]!r}")
 
     groups = encoder_param_groups(model.encoder, options.encoder_lr, options.weight_decay, options.layer_decay)
     groups.append({"params": list(model.head.parameters()), "lr": options.head_lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups)
-    steps_per_epoch = (len(train) + options.batch_size - 1) // options.batch_size
+    steps_per_epoch = (len(texts) + options.batch_size - 1) // options.batch_size
     total = steps_per_epoch * options.epochs
     if options.max_steps is not None:
         total = min(total, options.max_steps)
@@ -227,14 +262,14 @@ def train_transformer(
     )
     generator = torch.Generator().manual_seed(options.seed)
     pad = tokenizer.token_to_id(tokenizer.pad_token) or 0
-    result = TransformerResult(model=model, tokenizer_dir=tokenizer_dir, labels=labels, options=asdict(options))
+    result = TransformerResult(model=model, tokenizer_dir=tokenizer_dir, labels=labels, options={**asdict(options), **extra})
     best_acc, best_state, step = -1.0, None, 0
     recent: list[dict[str, torch.Tensor]] = []  # the last `average_last` epochs' weights
     val_texts = [r.text for r in val]
     val_targets = np.asarray([index.get(r.intent, -1) for r in val])
     for epoch in range(1, options.epochs + 1):
         model.train()
-        order = torch.randperm(len(train), generator=generator).tolist()
+        order = torch.randperm(len(texts), generator=generator).tolist()
         bar = tqdm(range(0, len(order), options.batch_size), desc=f"epoch {epoch}/{options.epochs}", unit="batch", leave=False, disable=None if progress else True)
         running = 0.0
         seen = 0
@@ -249,8 +284,16 @@ def train_transformer(
             ids, mask = ids.to(device), mask.to(device)
             pooled = model.pool(ids, mask, torch.zeros_like(ids))
             gold = torch.from_numpy(targets[rows]).to(device)
-            loss = F.cross_entropy(model.classify(pooled), gold, weight=weight, label_smoothing=options.label_smoothing)
-            if oos_index is not None:
+            logits = model.classify(pooled)
+            if soft is None:
+                loss = F.cross_entropy(logits, gold, weight=weight, label_smoothing=options.label_smoothing)
+            else:
+                labelled = gold >= 0
+                ce = F.cross_entropy(logits, gold.clamp(min=0), weight=weight, label_smoothing=options.label_smoothing, reduction="none")
+                kd = distill_loss(logits, soft[rows].to(device), options.distill_temperature)
+                loss = torch.where(labelled, (1 - options.distill_weight) * ce + options.distill_weight * kd, kd).mean()
+                pooled, gold = pooled[labelled], gold[labelled]
+            if oos_index is not None and len(gold):
                 loss = loss + _pseudo_oos_loss(model, pooled, gold, oos_index, options.pseudo_oos, generator)
             optimizer.zero_grad()
             loss.backward()

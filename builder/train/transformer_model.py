@@ -68,6 +68,9 @@ def load_encoder(source: Path | str, layers: int | None = None) -> nn.Module:
     from transformers.utils import logging as hf_logging
 
     kwargs: dict[str, object] = {"attn_implementation": "eager", "dtype": torch.float32}
+    depth = _depth(source)
+    if layers is not None and depth is not None and layers > depth:
+        raise BuildError(f"--layers {layers}: the base {source} has {depth} encoder layers (keep at most that many, or --size base)")
     if layers is not None:
         kwargs["num_hidden_layers"] = layers
         hf_logging.set_verbosity_error()  # the dropped layers' weights are "unused" on purpose
@@ -75,6 +78,13 @@ def load_encoder(source: Path | str, layers: int | None = None) -> nn.Module:
         return AutoModel.from_pretrained(str(source), **kwargs)
     except OSError as exc:
         raise BuildError(f"cannot load the encoder {source!r}: {exc}".splitlines()[0]) from None
+
+
+def _depth(source: Path | str) -> int | None:
+    try:
+        return int(json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # from_pretrained says what is wrong
 
 
 class SequenceClassifier(nn.Module):
