@@ -228,7 +228,7 @@ def _web_layout(args: argparse.Namespace) -> Any:
     from .serve.web_assets import WebLayout
 
     bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
-    return WebLayout(bundle=bundle, with_fp32=args.with_fp32, bundle_js=not args.no_bundle_js)
+    return from_args(WebLayout, args, bundle=bundle, bundle_js=not args.no_bundle_js)  # with_fp32, serve's reference
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -248,7 +248,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.run import Settings, run_bench
 
     bundle = Path(args.bundle) if args.bundle else paths.default_bundle()
-    settings = Settings.for_mode(args.quick, args.runs, args.texts, transformers_js=not args.no_transformers_js, webgl=not args.no_webgl)
+    settings = Settings.for_mode(args.quick, args.runs, args.texts, transformers_js=not args.no_transformers_js, webgl=not args.no_webgl,
+                                 tjs_reference=args.tjs_reference)
     # A SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the server and Chromium it started stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = run_bench(bundle, settings, log=log)

@@ -108,7 +108,7 @@ async function runTransformersJs(c, sets) {
   try {
     const loaded = await client.call("load", {
       modelRoot: new URL("./", location.href).pathname, // a path: transformers.js checks "local" files by path only
-      model: "bundle",
+      model: c.model ?? "bundle", // "reference": bench --tjs-reference's model folder (served at /reference/)
       device: c.backend ?? "wasm",
       dtype: c.dtype ?? "q8",
       threads: c.threads ?? null,

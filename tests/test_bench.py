@@ -85,6 +85,25 @@ def test_transformers_js_needs_the_hugging_face_layout():
     assert "wasm-int8" in ids(cases)
 
 
+def test_a_transformers_js_reference_is_timed_but_not_compared():
+    quick = {c.id: c for c in plan_cases(manifest(), quick=True, tjs_reference="/models/minilm-l6")[0]}
+    ref = quick["tjs-reference-wasm"]
+    assert ref.model == "reference" and ref.reference is None and ref.dtype == "q8" and "minilm-l6 q8" in ref.label
+    assert ref.page_case({}, {})["model"] == "reference" and "model" not in quick["tjs-wasm-int8"].page_case({}, {})
+    full = ids(plan_cases(manifest(), quick=False, tjs_reference="/models/minilm-l6")[0])
+    assert {"tjs-reference-wasm", "tjs-reference-wasm-1t"} <= set(full)
+    assert not any("reference" in i for i in ids(plan_cases(manifest(), quick=False)[0]))
+
+
+def test_four_bit_graphs_are_timed_on_wasm_only():
+    spec = manifest()
+    transformer = next(t for t in spec.tiers if t.kind == "transformer")
+    transformer.extra.setdefault("variants", {})["model"] = {"precision": "int8", "int8_scheme": "u8s4"}
+    cases, notes = plan_cases(spec, quick=True)
+    assert "wasm-int8" in ids(cases) and not {"webgpu-int8", "tjs-wasm-int8"} & set(ids(cases))
+    assert any("no Cast from INT4" in n for n in notes)
+
+
 def test_tolerances_follow_precision_and_backend():
     cases = {c.id: c for c in plan_cases(manifest(), quick=False)[0]}
     assert cases["bow-js"].tolerance == 1e-9

@@ -85,7 +85,7 @@ def make_layout(root: Path, small_bundle: Path, with_fp32: bool = False) -> WebL
     shutil.copytree(small_bundle, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["tiers"].append({"name": "extra", "kind": "never-loaded", "files": {}})
-    _add_file(bundle, manifest, "extra", "model", "onnx/model_quantized.onnx", b"int8 graph" * 100)
+    _add_file(bundle, manifest, "extra", "model", "onnx/model_quantized.onnx", b"int8 graph" * 200)
     _add_file(bundle, manifest, "extra", "model_fp32", "onnx/model.onnx", b"fp32 graph" * 400)
     _add_file(bundle, manifest, "extra", "model_native", "onnx/model_native_int8.onnx", b"native graph" * 100)
     _add_file(bundle, manifest, "extra", "vocab", "vocab.txt", b"[PAD]\n[UNK]\nhello\n")
@@ -195,6 +195,19 @@ def test_fp32_graph_only_with_the_option(layout: WebLayout, router: Router) -> N
     assert wide.get("/bundle/onnx/model_native_int8.onnx").status_code == 404
 
 
+def test_reference_model_only_with_the_option_and_only_its_files(layout: WebLayout, router: Router, client: TestClient, tmp_path: Path) -> None:
+    model = tmp_path / "reference"
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_quantized.onnx", "onnx/model.onnx", "secret.txt"):
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(name)
+    assert client.get("/reference/config.json").status_code == 404
+    wide = TestClient(create_app(WebLayout(**{**layout.__dict__, "reference": model}), router))
+    assert wide.get("/reference/onnx/model_quantized.onnx").text == "onnx/model_quantized.onnx"
+    assert wide.get("/reference/tokenizer.json").text == "tokenizer.json"
+    for other in ("/reference/onnx/model.onnx", "/reference/secret.txt", "/reference/../reference/secret.txt"):
+        assert wide.get(other).status_code == 404, other
+
+
 def test_cache_headers(client: TestClient) -> None:
     for url in ("/", "/index.html", "/bundle/manifest.json", "/web/router.js"):
         assert client.get(url).headers["cache-control"] == "no-cache", url
@@ -235,7 +248,7 @@ def test_a_changed_file_gets_a_new_etag(tmp_path: Path, small_bundle: Path, rout
 
 def test_head_and_range(client: TestClient, layout: WebLayout) -> None:
     wasm = (layout.node_modules / "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm").read_bytes()
-    head = client.head("/vendor/ort/ort-wasm-simd-threaded.wasm")
+    head = client.head("/vendor/ort/ort-wasm-simd-threaded.wasm", headers={"Accept-Encoding": "identity"})
     assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(wasm)
     assert_isolated(head)
     part = client.get("/vendor/ort/ort-wasm-simd-threaded.wasm", headers={"Range": "bytes=5-14"})
@@ -585,3 +598,7 @@ def test_text_files_are_gzipped_when_accepted(client: TestClient, small_bundle: 
     again = client.get("/bundle/bow.json", headers={"Accept-Encoding": "gzip", "If-None-Match": raw.headers["etag"]})
     assert again.status_code == 304
     assert client.get("/bundle/bow.json", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("content-encoding") is None
+    for url in ("/bundle/onnx/model_quantized.onnx", "/vendor/ort/ort-wasm-simd-threaded.wasm"):  # binary files too, as CDNs send them
+        binary = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert binary.status_code == 200 and binary.headers["content-encoding"] == "gzip", url
+        assert int(binary.headers["content-length"]) < len(binary.content), url

@@ -72,6 +72,8 @@ def ratios(report: dict[str, Any]) -> list[str]:
         ("wasm-int8", "tjs-wasm-int8", "our WASM int8 (threads) vs transformers.js WASM int8 (threads), same file"),
         ("wasm-1t-int8", "tjs-wasm-1t-int8", "our WASM int8 (1 thread) vs transformers.js WASM int8 (1 thread)"),
         ("wasm-fp32", "tjs-wasm-fp32", "our WASM fp32 (threads) vs transformers.js WASM fp32 (threads)"),
+        ("wasm-int8", "tjs-reference-wasm", "our WASM int8 (threads) vs transformers.js on the --tjs-reference model's q8 graph (threads)"),
+        ("wasm-1t-int8", "tjs-reference-wasm-1t", "our WASM int8 (1 thread) vs transformers.js on the --tjs-reference model (1 thread)"),
         ("wasm-int8", "wasm-1t-int8", "WASM int8: threads vs 1 thread"),
         ("wasm-int8", "wasm-fp32", "WASM: int8 vs fp32 (threads)"),
         ("native-int8-1t", "wasm-1t-int8", "native onnxruntime vs browser WASM, int8, 1 thread"),

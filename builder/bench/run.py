@@ -37,7 +37,7 @@ from runtime_py.errors import IntentKitError
 
 from ..export.int8_safety import cpu_flags, describe_cpu
 from ..paths import ROOT
-from ..serve.web_assets import webgl_roles
+from ..serve.web_assets import REFERENCE_FILES, webgl_roles
 from .texts import bench_sets
 
 SET_LENGTHS = {"short": 16, "long": 64}
@@ -78,11 +78,12 @@ class Case:
     threads: int | None = None  # WASM threads; None: the page's default (min(4, cores) when isolated)
     dtype: str | None = None  # transformers.js: "q8" | "fp32"
     precision: str = "bow"  # "bow" | "int8" | "fp32"
-    reference: str = "bow"  # runtime_py variant its answers are compared with ("bow" for the BoW tier)
+    reference: str | None = "bow"  # runtime_py variant its answers are compared with ("bow" for the BoW tier); None: not compared
     calibrated: bool = True  # False: compare with softmax(logits) (transformers.js ignores our temperature)
+    model: str | None = None  # transformers.js: the model folder under the page ("bundle" unless "reference")
 
     def page_case(self, sets: dict[str, list[str]], timing: dict[str, float]) -> dict[str, Any]:
-        keys = ("id", "engine", "tier", "backend", "variant", "threads", "dtype")
+        keys = ("id", "engine", "tier", "backend", "variant", "threads", "dtype", "model")
         return {**{k: getattr(self, k) for k in keys if getattr(self, k) is not None}, "sets": sets, "timing": timing}
 
     @property
@@ -100,10 +101,11 @@ class Settings:
     quick: bool
     transformers_js: bool = True
     webgl: bool = True
+    tjs_reference: str | None = None  # a transformers.js model folder (its q8 graph) timed beside the bundle
 
     @classmethod
     def for_mode(cls, quick: bool, runs: int | None = None, texts_per_set: int | None = None, transformers_js: bool = True,
-                 webgl: bool = True) -> "Settings":
+                 webgl: bool = True, tjs_reference: str | None = None) -> "Settings":
         """The full mode (3 runs, 8 texts per length) or the quick one (1 run, 4 texts, short timings);
         `runs` and `texts_per_set` replace the mode's when given."""
         return cls(
@@ -113,6 +115,7 @@ class Settings:
             quick=quick,
             transformers_js=transformers_js,
             webgl=webgl,
+            tjs_reference=tjs_reference,
         )
 
 
@@ -137,8 +140,10 @@ def transformers_js_layout(spec: TierSpec) -> str | None:
 TJS_FILES = {"model": ("onnx/model_quantized.onnx", "q8"), "model_fp32": ("onnx/model.onnx", "fp32")}
 
 
-def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webgl: bool = True) -> tuple[list[Case], list[str]]:
-    """The cases for this bundle, and notes on what was left out and why."""
+def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webgl: bool = True,
+               tjs_reference: str | None = None) -> tuple[list[Case], list[str]]:
+    """The cases for this bundle (and transformers.js on `tjs_reference`, a model folder served at
+    /reference/), and notes on what was left out and why."""
     cases: list[Case] = []
     notes: list[str] = []
     kinds = {t.kind: t for t in manifest.tiers}
@@ -157,6 +162,10 @@ def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webg
         p = _precision(spec, role)
         cases.append(Case(f"wasm-1t-{p}", f"WASM, 1 thread, {p}", "js", "transformer", "wasm", role, 1, precision=p, reference=role))
         cases.append(Case(f"wasm-{p}", f"WASM, threads, {p}", "js", "transformer", "wasm", role, None, precision=p, reference=role))
+        if ((spec.extra.get("variants") or {}).get(role) or {}).get("int8_scheme") == "u8s4":
+            notes.append(f"{spec.files[role].path}: 4-bit weights (u8s4) run on WASM only; onnxruntime-web's WebGPU build, which "
+                         "transformers.js loads too, has no Cast from INT4 (WebGPU falls back to WASM)")
+            continue
         cases.append(Case(f"webgpu-{p}", f"WebGPU, {p}", "js", "transformer", "webgpu", role, precision=p, reference=role))
         if tjs_problem is None and role in TJS_FILES and spec.files[role].path == TJS_FILES[role][0]:
             dtype = TJS_FILES[role][1]
@@ -167,6 +176,12 @@ def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webg
                                   threads=1, dtype=dtype, precision=p, reference=role, calibrated=False))
     if tjs_problem:
         notes.append(f"transformers.js: {tjs_problem}")
+    if tjs_reference:
+        name = f"{Path(tjs_reference).name} q8"
+        for threads in (None,) if quick else (None, 1):
+            cases.append(Case(f"tjs-reference-wasm{'-1t' if threads else ''}", f"transformers.js, WASM, {'1 thread' if threads else 'threads'}, "
+                              f"{name} (reference, not compared)", "transformers.js", "transformer", "wasm", threads=threads, dtype="q8",
+                              precision="int8", reference=None, calibrated=False, model="reference"))
     if with_webgl:
         reference = "model_fp32" if "model_fp32" in spec.files else "model"
         cases.append(Case("webgl", "WebGL, WebGL variant (fp32)", "js", "transformer", "webgl", None, precision="fp32", reference=reference))
@@ -473,7 +488,11 @@ def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = pri
     manifest = read_manifest(bundle)
     count = token_counter(bundle, manifest)
     sets = bench_sets(count, SET_LENGTHS, settings.texts_per_set)
-    cases, notes = plan_cases(manifest, settings.quick, settings.transformers_js, settings.webgl)
+    if settings.tjs_reference:
+        missing = [name for name in REFERENCE_FILES if not (Path(settings.tjs_reference) / name).is_file()]
+        if missing:
+            raise IntentKitError(f"--tjs-reference {settings.tjs_reference}: not a transformers.js model folder (no {', '.join(missing)})")
+    cases, notes = plan_cases(manifest, settings.quick, settings.transformers_js, settings.webgl, settings.tjs_reference)
     log(f"bench: {bundle} ({len(cases)} browser cases, {settings.runs} run(s), {settings.texts_per_set} texts per length)")
     log("runtime_py (native reference):")
     native, ref = native_runs(bundle, manifest, sets, settings.timing, log)
@@ -486,7 +505,8 @@ def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = pri
             served_bundle, note = stack.enter_context(webgl_ready(bundle, manifest, sets, log))
             if note:
                 notes.append(note)
-        base = stack.enter_context(serving(served_bundle, ["--with-fp32"]))
+        extra = ["--reference-model", str(Path(settings.tjs_reference).resolve())] if settings.tjs_reference else []
+        base = stack.enter_context(serving(served_bundle, ["--with-fp32", *extra]))
         pw = stack.enter_context(sync_playwright())
         for run in range(settings.runs):
             load_before = os.getloadavg()
@@ -499,7 +519,7 @@ def run_bench(bundle: Path, settings: Settings, log: Callable[[str], None] = pri
                     result["wall_s"] = time.perf_counter() - start
                     results[case.id].append(result)
                     problem = check_result(case, result)
-                    if problem is None:
+                    if problem is None and case.reference is not None:
                         result["agreement"] = agreement(case, result, ref)
                     shown = problem or " / ".join(f"{s['median_ms']:.2f}" for s in result["sets"].values()) + " ms"
                     log(f"  run {run + 1}/{settings.runs} {case.id}: {shown} ({result['wall_s']:.1f} s)")

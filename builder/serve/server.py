@@ -143,7 +143,7 @@ def _static(request: Request) -> Response:
     if gzip_it:
         headers["Vary"] = "Accept-Encoding"
         response.headers["Vary"] = "Accept-Encoding"
-        gzip_it = accepts_gzip(request.headers.get("accept-encoding"))
+        gzip_it = accepts_gzip(request.headers.get("accept-encoding")) and "range" not in request.headers  # ranges: of the file's bytes
         if gzip_it:  # another representation: its own validator
             etag = etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
     if _not_modified(request, etag, last_modified):

@@ -14,6 +14,8 @@ URL path                  source
 /py/runtime_py.zip        :func:`runtime_zip` of the runtime_py package
 /py/<runtime wheel>       runtime_py's wheel, built with python -m build (wheels.py); the Pyodide engine
                           installs it with micropip (vendor/pyodide/micropip-*.whl)
+/reference/<file>         serve --reference-model only: the :data:`REFERENCE_FILES` of a transformers.js
+                          model folder, which ``bench --tjs-reference`` times transformers.js on
 ========================  ===============================================================
 """
 
@@ -56,6 +58,10 @@ MIME_TYPES = {
     ".ico": "image/x-icon",
 }
 DEFAULT_MIME = "application/octet-stream"
+
+
+# What transformers.js reads of a model folder to run it as text classification with dtype "q8".
+REFERENCE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_quantized.onnx")
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,7 @@ class WebLayout:
     # /web/worker.js is the esbuild bundle of the worker's module graph (builder/serve/web_bundle.py);
     # False serves the source modules as they are (for debugging them).
     bundle_js: bool = True
+    reference: Path | None = None  # a transformers.js model folder served at /reference/ (bench --tjs-reference)
 
     def vendor_source(self, package: str, name: str) -> Path:
         return self.node_modules / VENDOR[package].folder / name
@@ -250,6 +257,10 @@ class WebLayout:
             if inner not in allowed:
                 return None
             root, candidate, cache = self.bundle, self.bundle / inner, "revalidate"
+        elif head == "reference":
+            if self.reference is None or rel.removeprefix("reference/") not in REFERENCE_FILES:
+                return None
+            root, candidate, cache = self.reference, self.reference / rel.removeprefix("reference/"), "revalidate"
         elif head == "py":
             if rel == RUNTIME_WHEEL_URL:  # revalidated: an edited runtime_py keeps its version number
                 return Resolved(rel, runtime_wheel(self.runtime_package), media_type(rel), "revalidate")
