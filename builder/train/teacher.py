@@ -102,8 +102,7 @@ class Teacher:
         total = int(self.config["num_hidden_layers"])
         kept = spaced_layers(total, total if layers is None else layers)
         config = AutoConfig.for_model(**{**self.config, "num_hidden_layers": len(kept)})
-        config._attn_implementation = "eager"
-        model = SequenceClassifier(AutoModel.from_config(config), self.labels, dropout=dropout)
+        model = SequenceClassifier(AutoModel.from_config(config, attn_implementation="eager"), self.labels, dropout=dropout)
         source = graph_state_dict(self.graph)
         state = {}
         for name, tensor in source.items():
