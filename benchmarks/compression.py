@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.int8_schemes import encodings, native_logits, native_medians, wasm_run, write_report
-from builder.atomic import replace_file
+from builder.evaluate.plots import size_accuracy_chart
 from builder.export.activation_outliers import calibration_feeds
 from builder.export.int8_safety import cpu_flags, describe_cpu
 from builder.export.onnx_export import export_onnx
@@ -59,11 +58,11 @@ def download_bytes(files: list[Path]) -> tuple[int, int]:
     return raw, packed
 
 
-def load_model(path: Path) -> tuple[SequenceClassifier, Path]:
-    """A bundle's transformer tier or a `--save-model` folder -> (model, folder with its tokenizer files)."""
+def load_model(path: Path) -> SequenceClassifier:
+    """A bundle's transformer tier or a `--save-model` folder (either holds its tokenizer files)."""
     if (path / "manifest.json").exists():
-        return Teacher(path).student(None)[0].eval(), path
-    return SequenceClassifier.load(path), path
+        return Teacher(path).student(None)[0].eval()
+    return SequenceClassifier.load(path)
 
 
 def main() -> int:
@@ -93,7 +92,8 @@ def main() -> int:
         work = args.keep or Path(tmp)
         for name, source in models.items():
             for size in [int(v) for v in args.vocab.split(",")]:
-                model, tokenizer_dir = load_model(Path(source))
+                tokenizer_dir = Path(source)
+                model = load_model(tokenizer_dir)
                 index = {label: i for i, label in enumerate(model.labels)}
                 targets = {k: np.array([index.get(r["intent"], -1) for r in rows]) for k, rows in {"val": splits["val"], **tests}.items()}
                 folder = work / name / f"vocab{size}"
@@ -137,46 +137,8 @@ def main() -> int:
               "load_during_timing": [load_before, os.getloadavg()[0]]}
     write_report(markdown(report), report, args.markdown, args.json)
     if args.plot:
-        pareto_chart(report, args.plot)
+        size_accuracy_chart(points, list(tests), list(models), args.plot)
     return 0
-
-
-def pareto_front(points: list[dict], test: str) -> list[dict]:
-    """The points no other point beats in both download size and `test` accuracy, smallest first."""
-    front: list[dict] = []
-    for p in sorted(points, key=lambda p: (p["download_bytes"], -p["accuracy"][test])):
-        if not front or p["accuracy"][test] > front[-1]["accuracy"][test]:
-            front.append(p)
-    return front
-
-
-def pareto_chart(report: dict, path: Path) -> Path:
-    """Accuracy against download MB, a panel per test set, a marker per model, the front joined."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    tests = list(report["tests"])
-    fig = Figure(figsize=(5.2 * len(tests), 4.4), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(1, len(tests)))
-    markers = dict(zip(report["models"], "osD^vP*X"))
-    for ax, test in zip(axes, tests):
-        for p in report["points"]:
-            ax.scatter(p["download_bytes"] / 1e6, p["accuracy"][test], marker=markers.get(p["model"], "o"), s=40,
-                       color="tab:blue" if p["scheme"] == "u8s4" else "tab:orange")
-            ax.annotate(f"{p['model']} {p['vocab'] // 1000}k", (p["download_bytes"] / 1e6, p["accuracy"][test]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-        front = pareto_front(report["points"], test)
-        ax.plot([p["download_bytes"] / 1e6 for p in front], [p["accuracy"][test] for p in front], color="grey", lw=1, ls="--")
-        ax.set(xlabel="download MB (graph + tokenizer.json + config.json)", ylabel=f"{test} accuracy", title=test)
-        ax.grid(alpha=0.3)
-    axes[0].scatter([], [], color="tab:orange", label="u8s7 (7-bit weights)")
-    axes[0].scatter([], [], color="tab:blue", label="u8s4 (4-bit weights)")
-    axes[0].legend(fontsize=8, loc="lower right")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    replace_file(path, buffer.getvalue())
-    return path
 
 
 def markdown(report: dict) -> str:

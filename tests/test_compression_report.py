@@ -1,8 +1,10 @@
-"""benchmarks.compression's report: the Pareto front, the Markdown table and the chart, on made-up points."""
+"""benchmarks.compression's report: the Pareto front, the Markdown table and the chart
+(builder.evaluate.plots), on made-up points."""
 
 from __future__ import annotations
 
-from benchmarks.compression import markdown, pareto_chart, pareto_front
+from benchmarks.compression import markdown
+from builder.evaluate.plots import pareto_front, size_accuracy_chart
 
 
 def point(model: str, vocab: int, scheme: str, mb: float, accuracy: float, ms: float) -> dict:
@@ -42,5 +44,5 @@ def test_markdown_has_a_row_per_point_with_ratios_to_the_first(monkeypatch):
 
 
 def test_the_chart_is_a_png(tmp_path):
-    path = pareto_chart(REPORT, tmp_path / "pareto.png")
+    path = size_accuracy_chart(REPORT["points"], list(REPORT["tests"]), list(REPORT["models"]), tmp_path / "pareto.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -122,9 +122,13 @@ class Settings:
 # ---------------------------------------------------------------- which cases
 
 
+def _variant(spec: TierSpec, role: str) -> dict[str, Any]:
+    """The manifest's record of the tier's graph `role` (precision, int8_scheme, ...), or {}."""
+    return (spec.extra.get("variants") or {}).get(role) or {}
+
+
 def _precision(spec: TierSpec, role: str) -> str:
-    variants = spec.extra.get("variants") or {}
-    precision = (variants.get(role) or {}).get("precision")
+    precision = _variant(spec, role).get("precision")
     return precision if precision in ("int8", "fp32") else ("fp32" if role == "model_fp32" else "int8")
 
 
@@ -162,7 +166,7 @@ def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webg
         p = _precision(spec, role)
         cases.append(Case(f"wasm-1t-{p}", f"WASM, 1 thread, {p}", "js", "transformer", "wasm", role, 1, precision=p, reference=role))
         cases.append(Case(f"wasm-{p}", f"WASM, threads, {p}", "js", "transformer", "wasm", role, None, precision=p, reference=role))
-        if ((spec.extra.get("variants") or {}).get(role) or {}).get("int8_scheme") == "u8s4":
+        if _variant(spec, role).get("int8_scheme") == "u8s4":
             notes.append(f"{spec.files[role].path}: 4-bit weights (u8s4) run on WASM only; onnxruntime-web's WebGPU build, which "
                          "transformers.js loads too, has no Cast from INT4 (WebGPU falls back to WASM)")
             continue

@@ -1,5 +1,5 @@
-"""PNG figures: reliability diagram and confidence histograms (``builder eval --plot``), and the
-latency chart of ``builder bench``.
+"""PNG figures: reliability diagram and confidence histograms (``builder eval --plot``), the
+latency chart of ``builder bench``, and the size/accuracy chart of ``benchmarks.compression``.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display)
 and written atomically.
@@ -17,13 +17,13 @@ from ..atomic import replace_file
 from ..train.metrics import ECE_BINS, calibration_bins
 
 
-def _figure(rows: int = 1, height: float = 4.2, ratios: list[int] | None = None, width: float = 5.6):  # type: ignore[no-untyped-def]
+def _figure(rows: int = 1, height: float = 4.2, ratios: list[int] | None = None, width: float = 5.6, cols: int = 1):  # type: ignore[no-untyped-def]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios} if ratios else None)
+    axes = fig.subplots(rows, cols, sharex=True, gridspec_kw={"height_ratios": ratios} if ratios else None)
     return fig, axes
 
 
@@ -143,4 +143,36 @@ def cascade_curve(points: list[dict[str, Any]], path: Path, title: str, chosen: 
     bottom.set_ylabel("mean ms per utterance")
     bottom.set_xticks(x, [f"{v:g}" for v in values], rotation=60, fontsize=8)
     bottom.set_xlabel("hand-off threshold (confidence an earlier tier needs to answer alone)")
+    return _save(fig, path)
+
+
+def pareto_front(points: list[dict[str, Any]], test: str) -> list[dict[str, Any]]:
+    """The points (``download_bytes``, ``accuracy[test]``) no other point beats in both download size
+    and `test` accuracy, smallest first."""
+    front: list[dict[str, Any]] = []
+    for p in sorted(points, key=lambda p: (p["download_bytes"], -p["accuracy"][test])):
+        if not front or p["accuracy"][test] > front[-1]["accuracy"][test]:
+            front.append(p)
+    return front
+
+
+def size_accuracy_chart(points: list[dict[str, Any]], tests: list[str], models: list[str], path: Path) -> Path:
+    """``benchmarks.compression --plot``: accuracy against download MB, a panel per test set, a marker
+    per model, a colour per weight format, the Pareto front joined."""
+    fig, axes = _figure(height=4.4, width=5.2 * len(tests), cols=len(tests))
+    axes = np.atleast_1d(axes)
+    markers = dict(zip(models, "osD^vP*X"))
+    for ax, test in zip(axes, tests):
+        for p in points:
+            ax.scatter(p["download_bytes"] / 1e6, p["accuracy"][test], marker=markers.get(p["model"], "o"), s=40,
+                       color="tab:blue" if p["scheme"] == "u8s4" else "tab:orange")
+            ax.annotate(f"{p['model']} {p['vocab'] // 1000}k", (p["download_bytes"] / 1e6, p["accuracy"][test]), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        front = pareto_front(points, test)
+        ax.plot([p["download_bytes"] / 1e6 for p in front], [p["accuracy"][test] for p in front], color="grey", lw=1, ls="--")
+        ax.set(xlabel="download MB (graph + tokenizer.json + config.json)", ylabel=f"{test} accuracy", title=test)
+        ax.grid(alpha=0.3)
+    axes[0].scatter([], [], color="tab:orange", label="u8s7 (7-bit weights)")
+    axes[0].scatter([], [], color="tab:blue", label="u8s4 (4-bit weights)")
+    axes[0].legend(fontsize=8, loc="lower right")
     return _save(fig, path)

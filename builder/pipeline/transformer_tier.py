@@ -92,10 +92,10 @@ def train_transformer_into_bundle(
     training = options.training
     splits = read_splits(data, training.seed)
     manifest = draft.manifest if draft is not None else existing_manifest(out)
+    teacher = Teacher(training.teacher) if training.teacher else None
     if manifest:  # before minutes of training, not after
-        teacher = Teacher(training.teacher) if training.teacher else None
         check_same_intents(manifest, "transformer", with_oos_label(intent_labels(splits["train"]), training, teacher)[0])
-    result = train_transformer(splits, training, log=log, progress=progress)
+    result = train_transformer(splits, training, log=log, progress=progress, teacher=teacher)
     model, labels = result.model, result.labels
     index = {label: i for i, label in enumerate(labels)}
     if options.save_model:

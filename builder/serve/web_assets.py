@@ -258,9 +258,10 @@ class WebLayout:
                 return None
             root, candidate, cache = self.bundle, self.bundle / inner, "revalidate"
         elif head == "reference":
-            if self.reference is None or rel.removeprefix("reference/") not in REFERENCE_FILES:
+            inner = "/".join(rest)
+            if self.reference is None or inner not in REFERENCE_FILES:
                 return None
-            root, candidate, cache = self.reference, self.reference / rel.removeprefix("reference/"), "revalidate"
+            root, candidate, cache = self.reference, self.reference / inner, "revalidate"
         elif head == "py":
             if rel == RUNTIME_WHEEL_URL:  # revalidated: an edited runtime_py keeps its version number
                 return Resolved(rel, runtime_wheel(self.runtime_package), media_type(rel), "revalidate")

@@ -200,11 +200,14 @@ def train_transformer(
     options: TransformerOptions,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    teacher: Teacher | None = None,
 ) -> TransformerResult:
+    """Fine-tune as `options` say; `teacher` is options.teacher's bundle when the caller has it open."""
     started = time.perf_counter()
     train, val = splits["train"], splits.get("val", [])
     intents = intent_labels(train)
-    teacher = Teacher(options.teacher) if options.teacher else None
+    if teacher is None and options.teacher:
+        teacher = Teacher(options.teacher)
     labels, oos_index = with_oos_label(intents, options, teacher)
     index = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(options.seed)
