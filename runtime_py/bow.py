@@ -32,7 +32,8 @@ READABLE_VERSIONS = (1, 2, 3)
 REQUIRED_FIELDS = ("labels", "vocab", "weights", "bias", "features")
 PACKED_DTYPE = "float32"
 INT8_DTYPE = "int8"
-TOKEN_CACHE_SIZE = 4096  # tokens whose shares a token_l2 model keeps; cleared whole when full
+TOKEN_CACHE_SIZE = 4096  # tokens (and word n-grams) whose shares a token_l2 model keeps; cleared whole when full
+_NOT_IN_VOCAB: tuple[None, float] = (None, 0.0)
 
 
 def pack_float32(values: Sequence[float], shape: Sequence[int]) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class BowModel:
         self.temperature = float(temperature)
         self.quantized = scales is not None
         self._tokens: dict[str, tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]] = {}
-        self._units: dict[int, tuple[tuple[float, ...], float]] = {}
+        self._grams: dict[str, tuple[tuple[float, ...] | None, float]] = {}
 
     @property
     def config(self) -> FeatureConfig:
@@ -199,6 +200,18 @@ class BowModel:
         _, values, q = self.vectorizer.group_values([self.vectorizer.vocab[i]] * count)
         v = values[0]
         return tuple([w * v for w in self.rows[i]]), q
+
+    def _repeated_grams(self, grams: list[str], words: list[tuple[float, ...]], q: float) -> float:
+        """The n-gram group of a text that repeats an n-gram: appends each distinct n-gram's share
+        to `words` in first-seen order and returns `q` plus their squared values, added in that order."""
+        index = self.vectorizer.index
+        for gram, count in Counter(grams).items():
+            i = index.get(gram)
+            if i is not None:
+                share, squared = self._unit(i, count)
+                words.append(share)
+                q += squared
+        return q
 
     def _token_share(self, tok: str) -> tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]:
         (wi, wv, wq), (ci, cv, cq) = self.vectorizer.token_groups(tok)
@@ -226,21 +239,23 @@ class BowModel:
                 chars.append(hit[2])
                 qc += hit[3]
         if len(toks) > 1 and vec.config.ngram_max > 1:
-            # The longer n-grams' group, one share per distinct n-gram in first-seen order (those
-            # seen once come from a cache of idf[i] * row i).
-            index, units = vec.index, self._units
-            for gram, count in Counter(vec.extractor.long_grams(toks)).items():
-                i = index.get(gram)
-                if i is None:
-                    continue
-                if count == 1:
-                    unit = units.get(i)
+            # The longer n-grams' group, one share per distinct n-gram in first-seen order. An
+            # n-gram seen once (nearly always) costs one lookup in a cache keyed by its string.
+            grams = vec.extractor.long_grams(toks)
+            if len(set(grams)) < len(grams):
+                qw = self._repeated_grams(grams, words, qw)
+            else:
+                units = self._grams
+                for gram in grams:
+                    unit = units.get(gram)
                     if unit is None:
-                        unit = units[i] = self._unit(i, 1)
-                else:
-                    unit = self._unit(i, count)
-                words.append(unit[0])
-                qw += unit[1]
+                        if len(units) >= TOKEN_CACHE_SIZE:
+                            units.clear()
+                        i = vec.index.get(gram)
+                        unit = units[gram] = _NOT_IN_VOCAB if i is None else self._unit(i, 1)
+                    if unit[0] is not None:
+                        words.append(unit[0])
+                        qw += unit[1]
         out = list(self.bias)
         for parts, q in ((words, qw), (chars, qc)):
             if parts:

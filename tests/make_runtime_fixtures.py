@@ -82,6 +82,7 @@ EXTRA_TEXTS = [
     "who won the basketball game",
     "asdfghjkl qwerty",
     "the the the the the",
+    "how many shares how many shares of AAPL",
     "AAPL",
     "aapl",
     "AAPL AAPL AAPL",

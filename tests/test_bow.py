@@ -210,3 +210,19 @@ def test_lbfgs_recipe_ships_int8_weights_that_runtime_py_reads_as_trained(lbfgs_
         idx, val = model.vectorizer.transform(r.text)
         dense = [b + sum(model.rows[i][c] * v for i, v in zip(idx, val)) for c, b in enumerate(model.bias)]
         assert model.logits(r.text) == pytest.approx(dense, abs=1e-12)
+
+
+def test_token_l2_logits_match_the_sparse_vector_with_repeated_grams_and_full_caches(lbfgs_result, monkeypatch):
+    """The cached path (tokens and word n-grams by string) equals the product of transform()'s
+    sparse vector, for texts that repeat an n-gram and while the caches fill and clear."""
+    import runtime_py.bow as bow_module
+
+    monkeypatch.setattr(bow_module, "TOKEN_CACHE_SIZE", 3)
+    model = BowModel.from_json(json.loads(json.dumps(lbfgs_result.model)))
+    texts = ["how many shares how many shares of AAPL", "how many shares of AAPL", "buy buy buy", "the the the the the",
+             "sell my TSLA now", "how many shares how many shares of AAPL"]
+    for text in texts * 2:
+        idx, val = model.vectorizer.transform(text)
+        dense = [b + sum(model.rows[i][c] * v for i, v in zip(idx, val)) for c, b in enumerate(model.bias)]
+        assert model.logits(text) == pytest.approx(dense, abs=1e-12)
+        assert len(model._tokens) <= 3 and len(model._grams) <= 3

@@ -12,7 +12,9 @@ import { allFinite, FeatureConfig, Vectorizer } from "./features.js";
 export const BOW_FORMAT = "bow";
 export const BOW_FORMAT_VERSION = 3;
 export const READABLE_VERSIONS = [1, 2, 3];
-export const TOKEN_CACHE_SIZE = 4096; // tokens whose shares a token_l2 model keeps; cleared whole when full
+export const TOKEN_CACHE_SIZE = 4096; // tokens (and word n-grams) whose shares a token_l2 model keeps; cleared whole when full
+/** @type {[null, number]} */
+const NOT_IN_VOCAB = [null, 0];
 const REQUIRED_FIELDS = ["labels", "vocab", "weights", "bias", "features"];
 const PACKED_DTYPE = "float32";
 const INT8_DTYPE = "int8";
@@ -129,6 +131,8 @@ export class BowModel {
     this.scales = null;
     /** @type {Map<string, [Float64Array | null, number, Float64Array | null, number]>} */
     this.tokenCache = new Map();
+    /** @type {Map<string, [Float64Array | null, number]>} word n-grams (token_l2), as tokenCache */
+    this.gramCache = new Map();
     // One flat typed array: row i starts at i * n.
     if (weights instanceof Int8Array) {
       if (!scales || scales.length !== vocab.length || weights.length !== vocab.length * n) {
@@ -189,6 +193,29 @@ export class BowModel {
     return out;
   }
 
+  /**
+   * Feature i seen `count` times in a group of its own: its share and squared value.
+   * @param {number} i @param {number} count @returns {[Float64Array, number]}
+   */
+  unit(i, count) {
+    const [, values, q] = this.vectorizer.groupValues(new Array(count).fill(this.vectorizer.vocab[i]));
+    return [/** @type {Float64Array} */ (this.share([i], values)), q];
+  }
+
+  /**
+   * The n-gram group of a text that repeats an n-gram: pushes each distinct n-gram's share onto
+   * `words` in first-seen order and returns `q` plus their squared values, added in that order.
+   * @param {string[]} grams @param {Float64Array[]} words @param {number} q
+   */
+  repeatedGrams(grams, words, q) {
+    const [indices, values] = this.vectorizer.groupValues(grams);
+    for (let k = 0; k < indices.length; k++) {
+      words.push(/** @type {Float64Array} */ (this.share([indices[k]], [values[k]])));
+      q += values[k] * values[k];
+    }
+    return q;
+  }
+
   /** token_l2: bias + words / sqrt(qw) + chars / sqrt(qc), with each token's shares cached. @param {string} text */
   groupedLogits(text) {
     const vec = this.vectorizer;
@@ -216,11 +243,26 @@ export class BowModel {
       }
     }
     if (toks.length > 1 && vec.config.ngram_max > 1) {
-      // The longer n-grams' group, one share per distinct n-gram in first-seen order.
-      const [indices, values] = vec.groupValues(vec.extractor.longGrams(toks));
-      for (let k = 0; k < indices.length; k++) {
-        words.push(/** @type {Float64Array} */ (this.share([indices[k]], [values[k]])));
-        qw += values[k] * values[k];
+      // The longer n-grams' group, one share per distinct n-gram in first-seen order. An n-gram
+      // seen once (nearly always) costs one lookup in a cache keyed by its string.
+      const grams = vec.extractor.longGrams(toks);
+      if (new Set(grams).size < grams.length) {
+        qw = this.repeatedGrams(grams, words, qw);
+      } else {
+        const units = this.gramCache;
+        for (const gram of grams) {
+          let unit = units.get(gram);
+          if (unit === undefined) {
+            if (units.size >= TOKEN_CACHE_SIZE) units.clear();
+            const i = vec.index.get(gram);
+            unit = i === undefined ? NOT_IN_VOCAB : this.unit(i, 1);
+            units.set(gram, unit);
+          }
+          if (unit[0] !== null) {
+            words.push(unit[0]);
+            qw += unit[1];
+          }
+        }
       }
     }
     const n = this.labels.length;

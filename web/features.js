@@ -84,7 +84,8 @@ export class FeatureExtractor {
     const group = this.config.tokenGroup;
     const out = [];
     re.lastIndex = 0;
-    for (const m of source.matchAll(re)) out.push(group ? (m[1] ?? "") : m[0]);
+    if (!group) return source.match(re) ?? out; // a global RegExp without groups: every whole match
+    for (const m of source.matchAll(re)) out.push(m[1] ?? "");
     return out;
   }
 
@@ -105,6 +106,10 @@ export class FeatureExtractor {
   /** Word n-grams for n = 2..ngram_max, joined with "_". @param {string[]} toks */
   longGrams(toks) {
     const out = [];
+    if (this.config.ngram_max === 2) {
+      for (let i = 0; i + 1 < toks.length; i++) out.push(toks[i] + "_" + toks[i + 1]);
+      return out;
+    }
     for (let n = 2; n <= this.config.ngram_max; n++) {
       for (let i = 0; i + n <= toks.length; i++) out.push(toks.slice(i, i + n).join("_"));
     }

@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 
-import { BowModel, BowTier, unpackFloats } from "./bow.js";
+import { BowModel, BowTier, TOKEN_CACHE_SIZE, unpackFloats } from "./bow.js";
 import { parseManifest, RemoteBundle } from "./bundle.js";
 import { softmax } from "./calibration.js";
 import { JsEngine } from "./engine.js";
@@ -669,7 +669,7 @@ if (!existsSync(FIXTURE_MANIFEST)) {
   defineTests();
 }
 
-test("bow.json version 3: int8 rows and token_l2 give the same logits from a warm token cache, a cold one and the merged vector", () => {
+test("bow.json version 3: int8 rows and token_l2 give the same logits from warm token and n-gram caches, cold ones and the merged vector", () => {
   const dir = join(FIXTURES, "bundle_int8");
   const manifest = parseManifest(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")));
   const entry = manifest.tiers.find((t) => t.kind === "bow").files.model;
@@ -677,8 +677,12 @@ test("bow.json version 3: int8 rows and token_l2 give the same logits from a war
   assert.equal(data.weights.dtype, "int8");
   assert.equal(data.features.norm, "token_l2");
   const warm = BowModel.fromJson(data);
-  const texts = ["how is AAPL doing", "move 200 dollars to my ira", "", "zzz qqq!!", "aapl aapl", "café déjà vu"];
+  const texts = ["how is AAPL doing", "move 200 dollars to my ira", "", "zzz qqq!!", "aapl aapl", "café déjà vu",
+    "how many shares how many shares of AAPL", "buy buy buy", "the the the the the"]; // repeated n-grams: the uncached path
   for (const text of texts) warm.logits(text);
+  // past TOKEN_CACHE_SIZE distinct tokens and bigrams: both caches clear and refill
+  for (let i = 0; i <= TOKEN_CACHE_SIZE; i++) warm.logits(`w${i} x${i}`);
+  assert.ok(warm.tokenCache.size <= TOKEN_CACHE_SIZE && warm.gramCache.size <= TOKEN_CACHE_SIZE);
   for (const text of texts) {
     const cold = BowModel.fromJson(data);
     assert.deepEqual(warm.logits(text), cold.logits(text), text);
