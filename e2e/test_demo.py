@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,9 @@ def test_second_visit_reads_the_model_from_cache(context: BrowserContext, served
     open_demo(page, served)
     first = [u for u in log.requests if "/bundle/onnx/" in u]
     assert first, "the first visit did not download the model"
+    # The page's preload links (serve puts them in its head) are the client's own fetches, not extra ones.
+    twice = [u for u, n in Counter(u for u in log.requests if "/bundle/" in u).items() if n > 1]
+    assert not twice, f"downloaded twice on the first visit (a preload not reused?): {twice}"
     log.requests.clear()
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "all", timeout=READY_TIMEOUT_MS)
