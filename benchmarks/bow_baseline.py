@@ -1,6 +1,6 @@
 """The BoW tier against a tuned scikit-learn baseline, on the same splits in one run (issue 17).
 
-    .venv/bin/python -m benchmarks.bow_baseline [--dataset NAME ...] [--markdown OUT.md] [--json OUT.json]
+    .venv/bin/python -m benchmarks.bow_baseline [--dataset NAME ...] [--recipe NAME ...] [--markdown OUT.md] [--json OUT.json]
 
 Datasets: banking77 and hwu64 (``../shared/datasets``, train/val/test), the synthetic finance set
 (``models/data/finance``, from ``python -m builder generate``) and the hand-written finance set
@@ -11,7 +11,10 @@ LogisticRegression, C chosen on val from 1, 3, 10, 30, 100, fitted on train. Our
 ``train_bow`` with each recipe below; accuracy of the model as shipped (read back by runtime_py),
 bow.json size raw and gzipped, and runtime_py's time per prediction (median over the test texts,
 second pass; "16 words": 16-word texts from the browser benchmark's sentence pool).
-scikit-learn is a dev dependency (pyproject.toml ``dev``), never the builder's or the runtime's.
+Each of our rows is also compared with the baseline text by text (:func:`mcnemar`): how many texts
+only ours got right, how many only scikit-learn did, and whether that difference is more than
+the luck of the split. scikit-learn is a dev dependency (pyproject.toml ``dev``), never the
+builder's or the runtime's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import statistics
 import sys
 import time
@@ -39,9 +43,11 @@ DATASETS = {
 }
 HANDWRITTEN = ROOT / "models" / "eval" / "finance_handwritten.jsonl"
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
-RECIPES: dict[str, Callable[[], BowOptions]] = {
-    "ours: token_l2 TF-IDF, L-BFGS, int8 (default)": BowOptions.robust,
-    "ours: before issue 17 (Adam, float32)": BowOptions.legacy_robust,
+# --recipe NAME: (the table's label, the options)
+RECIPES: dict[str, tuple[str, Callable[[], BowOptions]]] = {
+    "default": ("ours: token_l2 TF-IDF, L-BFGS, int8 (default)", BowOptions.robust),
+    "every-feature": ("ours: the same, every feature kept (no size budget)", lambda: BowOptions.robust(max_weights=None)),
+    "legacy": ("ours: before issue 17 (Adam, float32)", BowOptions.legacy_robust),
 }
 
 
@@ -66,11 +72,23 @@ def sklearn_baseline(splits: dict[str, list[Example]], extra: list[Example] | No
             best = (acc, c, model)
     assert best is not None
     _, c, model = best
-    out = {"c": c, "features": x_train.shape[1], "seconds": time.perf_counter() - started}
+    out: dict[str, Any] = {"c": c, "features": x_train.shape[1], "seconds": time.perf_counter() - started, "hits": {}}
     for name, rows in (("test", splits.get("test", [])), ("extra", extra or [])):
         if rows:
-            out[name] = float(model.score(union.transform([r.text for r in rows]), [r.intent for r in rows]))
+            right = model.predict(union.transform([r.text for r in rows])) == [r.intent for r in rows]
+            out[name], out["hits"][name] = float(right.mean()), right.tolist()
     return out
+
+
+def mcnemar(ours: list[bool], theirs: list[bool]) -> dict[str, Any]:
+    """Paired comparison on the same texts: how many only ours got right, how many only theirs,
+    and the exact two-sided McNemar p-value (binomial on the discordant pairs): below 0.05, the
+    difference is unlikely to be the luck of this test split."""
+    only_ours = sum(a and not b for a, b in zip(ours, theirs))
+    only_theirs = sum(b and not a for a, b in zip(ours, theirs))
+    n, k = only_ours + only_theirs, min(only_ours, only_theirs)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"only_ours": only_ours, "only_theirs": only_theirs, "p": p}
 
 
 def time_per_prediction(model: BowModel, texts: list[str]) -> float:
@@ -86,20 +104,23 @@ def time_per_prediction(model: BowModel, texts: list[str]) -> float:
     return statistics.median(samples) / 1000
 
 
-def accuracy(model: BowModel, rows: list[Example]) -> float:
-    hits = 0
+def hits(model: BowModel, rows: list[Example]) -> list[bool]:
+    """Whether the model's top intent is each row's intent."""
+    out = []
     for r in rows:
         logits = model.logits(r.text)
-        hits += model.labels[max(range(len(logits)), key=logits.__getitem__)] == r.intent
-    return hits / len(rows)
+        out.append(model.labels[max(range(len(logits)), key=logits.__getitem__)] == r.intent)
+    return out
 
 
 def ours(splits: dict[str, list[Example]], options: BowOptions, extra: list[Example] | None, short: list[str]) -> dict[str, Any]:
     result = train_bow(splits, options, log=lambda line: print(f"  {line}", file=sys.stderr, flush=True), progress=False)
     raw = json.dumps(result.model, separators=(",", ":")).encode("utf-8")
     model = BowModel.from_json(json.loads(raw))  # the model as shipped
+    right = {name: hits(model, rows) for name, rows in (("test", splits.get("test")), ("extra", extra)) if rows}
     out = {
-        "test": accuracy(model, splits["test"]) if splits.get("test") else None,
+        "test": statistics.fmean(right["test"]) if "test" in right else None,
+        "hits": right,
         "bytes": len(raw),
         "gzip_bytes": len(gzip.compress(raw, 9)),
         "features": len(result.model["vocab"]),
@@ -107,8 +128,8 @@ def ours(splits: dict[str, list[Example]], options: BowOptions, extra: list[Exam
         "us_test": time_per_prediction(model, [r.text for r in splits.get("test", [])][:1000]),
         "us_16": time_per_prediction(model, short),
     }
-    if extra:
-        out["extra"] = accuracy(model, extra)
+    if "extra" in right:
+        out["extra"] = statistics.fmean(right["extra"])
     return out
 
 
@@ -129,14 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"dataset": name, "model": f"scikit-learn TF-IDF + LogisticRegression (C={base['c']:g})", **base})
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)  # each row as soon as it is measured
         for recipe in args.recipe or RECIPES:
-            rows.append({"dataset": name, "model": recipe, **ours(splits, RECIPES[recipe](), extra, short)})
+            label, options = RECIPES[recipe]
+            row = {"dataset": name, "model": label, **ours(splits, options(), extra, short)}
+            row["vs_baseline"] = {split: mcnemar(row["hits"][split], base["hits"][split]) for split in row["hits"]}
+            rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     text = table(rows)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps([{k: v for k, v in r.items() if k != "hits"} for r in rows], indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -144,15 +168,19 @@ def table(rows: list[dict[str, Any]]) -> str:
     def fmt(value: Any, spec: str, unit: str = "") -> str:
         return "-" if value is None else f"{value:{spec}}{unit}"
 
+    def paired(r: dict[str, Any]) -> str:
+        parts = [f"{split}: +{v['only_ours']} / -{v['only_theirs']}, p = {v['p']:.2f}" for split, v in r.get("vs_baseline", {}).items()]
+        return "; ".join(parts).replace("extra:", "hand-written:") or "-"
+
     lines = [
-        "| dataset | model | test accuracy | hand-written accuracy | features | bow.json | gzipped | CPython µs/prediction (test texts / 16 words) | train time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | test accuracy | hand-written accuracy | vs scikit-learn: texts only ours / only it got right, McNemar p | features | bow.json | gzipped | CPython µs/prediction (test texts / 16 words) | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         size = f"{r['bytes'] / 2**20:.2f} MiB" if "bytes" in r else "-"
         gz = f"{r['gzip_bytes'] / 2**20:.2f} MiB" if "gzip_bytes" in r else "-"
         speed = f"{r['us_test']:.1f} / {r['us_16']:.1f}" if "us_test" in r else "-"
-        lines.append(f"| {r['dataset']} | {r['model']} | {fmt(r.get('test'), '.4f')} | {fmt(r.get('extra'), '.4f')} | {r['features']:,} "
+        lines.append(f"| {r['dataset']} | {r['model']} | {fmt(r.get('test'), '.4f')} | {fmt(r.get('extra'), '.4f')} | {paired(r)} | {r['features']:,} "
                      f"| {size} | {gz} | {speed} | {r['seconds']:.0f} s |")
     return "\n".join(lines)
 
