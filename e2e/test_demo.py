@@ -163,7 +163,7 @@ def test_second_visit_reads_the_model_from_cache(context: BrowserContext, served
     open_demo(page, served)
     first = [u for u in log.requests if "/bundle/onnx/" in u]
     assert first, "the first visit did not download the model"
-    # The page's preload links (serve puts them in its head) are the client's own fetches, not extra ones.
+    # The page preloads manifest.json (static/index.html): the client's own fetch must reuse it, not add one.
     twice = [u for u, n in Counter(u for u in log.requests if "/bundle/" in u).items() if n > 1]
     assert not twice, f"downloaded twice on the first visit (a preload not reused?): {twice}"
     log.requests.clear()
