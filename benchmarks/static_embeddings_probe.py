@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bow_baseline import DATASETS, HANDWRITTEN
+from benchmarks.bow_baseline import DATASETS, HANDWRITTEN, baseline_features
 from builder.data.datasets import read_jsonl, read_splits
 from builder.train.transformer_model import resolve_base
 
@@ -56,9 +56,7 @@ def main() -> int:
     args = parser.parse_args()
     from scipy import sparse
     from sklearn.decomposition import PCA
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_union
     from transformers import AutoTokenizer
 
     source, _ = resolve_base("minilm-l6")
@@ -80,7 +78,7 @@ def main() -> int:
                 out[i] = mean / (np.linalg.norm(mean) or 1.0)
         return out
 
-    union = make_union(TfidfVectorizer(ngram_range=(1, 2)), TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)))
+    union = baseline_features()
     tfidf = {"train": union.fit_transform(texts["train"])}
     tfidf.update({name: union.transform(batch) for name, batch in texts.items() if name != "train"})
     blocks = {name: dense(batch) for name, batch in texts.items()}

@@ -16,7 +16,6 @@ import json
 import math
 import sys
 from array import array
-from collections import Counter
 from operator import mul
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -195,22 +194,18 @@ class BowModel:
         rows = self.rows
         return tuple([sum(map(mul, column, values)) for column in zip(*[rows[i] for i in indices])])
 
-    def _unit(self, i: int, count: int) -> tuple[tuple[float, ...], float]:
-        """Feature i seen `count` times in a group of its own: its share and squared value."""
-        _, values, q = self.vectorizer.group_values([self.vectorizer.vocab[i]] * count)
-        v = values[0]
-        return tuple([w * v for w in self.rows[i]]), q
+    def _scaled(self, i: int, value: float) -> tuple[tuple[float, ...], float]:
+        """Feature i with `value`, alone in a word n-gram's place: its share and squared value."""
+        return tuple([w * value for w in self.rows[i]]), value * value
 
     def _repeated_grams(self, grams: list[str], words: list[tuple[float, ...]], q: float) -> float:
         """The n-gram group of a text that repeats an n-gram: appends each distinct n-gram's share
         to `words` in first-seen order and returns `q` plus their squared values, added in that order."""
-        index = self.vectorizer.index
-        for gram, count in Counter(grams).items():
-            i = index.get(gram)
-            if i is not None:
-                share, squared = self._unit(i, count)
-                words.append(share)
-                q += squared
+        indices, values, _ = self.vectorizer.group_values(grams)
+        for i, v in zip(indices, values):
+            share, squared = self._scaled(i, v)
+            words.append(share)
+            q += squared
         return q
 
     def _token_share(self, tok: str) -> tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]:
@@ -251,8 +246,8 @@ class BowModel:
                     if unit is None:
                         if len(units) >= TOKEN_CACHE_SIZE:
                             units.clear()
-                        i = vec.index.get(gram)
-                        unit = units[gram] = _NOT_IN_VOCAB if i is None else self._unit(i, 1)
+                        indices, values, _ = vec.group_values((gram,))
+                        unit = units[gram] = self._scaled(indices[0], values[0]) if indices else _NOT_IN_VOCAB
                     if unit[0] is not None:
                         words.append(unit[0])
                         qw += unit[1]

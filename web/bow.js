@@ -194,12 +194,11 @@ export class BowModel {
   }
 
   /**
-   * Feature i seen `count` times in a group of its own: its share and squared value.
-   * @param {number} i @param {number} count @returns {[Float64Array, number]}
+   * Feature i with `value`, alone in a word n-gram's place: its share and squared value.
+   * @param {number} i @param {number} value @returns {[Float64Array, number]}
    */
-  unit(i, count) {
-    const [, values, q] = this.vectorizer.groupValues(new Array(count).fill(this.vectorizer.vocab[i]));
-    return [/** @type {Float64Array} */ (this.share([i], values)), q];
+  scaled(i, value) {
+    return [/** @type {Float64Array} */ (this.share([i], [value])), value * value];
   }
 
   /**
@@ -210,8 +209,9 @@ export class BowModel {
   repeatedGrams(grams, words, q) {
     const [indices, values] = this.vectorizer.groupValues(grams);
     for (let k = 0; k < indices.length; k++) {
-      words.push(/** @type {Float64Array} */ (this.share([indices[k]], [values[k]])));
-      q += values[k] * values[k];
+      const [share, squared] = this.scaled(indices[k], values[k]);
+      words.push(share);
+      q += squared;
     }
     return q;
   }
@@ -254,8 +254,8 @@ export class BowModel {
           let unit = units.get(gram);
           if (unit === undefined) {
             if (units.size >= TOKEN_CACHE_SIZE) units.clear();
-            const i = vec.index.get(gram);
-            unit = i === undefined ? NOT_IN_VOCAB : this.unit(i, 1);
+            const [indices, values] = vec.groupValues([gram]);
+            unit = indices.length ? this.scaled(indices[0], values[0]) : NOT_IN_VOCAB;
             units.set(gram, unit);
           }
           if (unit[0] !== null) {

@@ -175,7 +175,8 @@ export class PyodideEngine {
   /**
    * Time a BoW tier's probabilities in runtime_py (as JsEngine.bench), the call from JavaScript
    * into Python included and the list read as an application reads it (toJs: a JS array of the
-   * same float64 values), not through JSON, whose float formatting cost more than the prediction.
+   * same float64 values), not through JSON, whose float formatting costs about as much as the
+   * prediction (in native CPython).
    * @param {{tier: string, sets: Record<string, string[]>, timing?: import("./timing.js").TimingOptions}} request
    */
   async bench({ tier, sets, timing = {} }) {
