@@ -6,6 +6,8 @@ bytes of decimal text, and decoded by a browser without parsing a million number
 (docs/BUNDLE.md). Version 1 files (plain JSON lists) still load. Version 3 adds int8 weights with
 one float32 scale per feature row (:func:`pack_int8`, a quarter of float32's bytes) and the
 ``token_l2`` normalisation, whose per-token shares the model caches (:meth:`BowModel.logits`).
+Version 4 adds ``features.word_pieces``: a block of word-piece rows averaged over the text's pieces
+(runtime_py/features.py), written only by a model that has one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from .jsontypes import is_integer, is_number, is_string_list
 
 BOW_FORMAT = "bow"
 BOW_FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+PIECES_FORMAT_VERSION = 4  # what a model with word pieces is written as
+READABLE_VERSIONS = (1, 2, 3, 4)
 REQUIRED_FIELDS = ("labels", "vocab", "weights", "bias", "features")
 PACKED_DTYPE = "float32"
 INT8_DTYPE = "int8"
@@ -148,6 +151,10 @@ def unpack_floats(value: Any, shape: tuple[int] | tuple[int, int], where: str) -
     return [float(v) for v in out]
 
 
+# A token's shares and squared norms: words, characters, then word pieces (share, number of pieces).
+_TokenShare = tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float, tuple[float, ...] | None, int]
+
+
 class BowModel:
     """Loaded ``bow.json``: ``logits(text)`` and calibrated ``probabilities(text)``.
 
@@ -180,7 +187,7 @@ class BowModel:
         self.bias = tuple(map(float, bias))
         self.temperature = float(temperature)
         self.quantized = scales is not None
-        self._tokens: dict[str, tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]] = {}
+        self._tokens: dict[str, _TokenShare] = {}
         self._grams: dict[str, tuple[tuple[float, ...] | None, float]] = {}
 
     @property
@@ -208,19 +215,26 @@ class BowModel:
             q += squared
         return q
 
-    def _token_share(self, tok: str) -> tuple[tuple[float, ...] | None, float, tuple[float, ...] | None, float]:
-        (wi, wv, wq), (ci, cv, cq) = self.vectorizer.token_groups(tok)
-        return self._share(wi, wv), wq, self._share(ci, cv), cq
+    def _token_share(self, tok: str) -> _TokenShare:
+        vec = self.vectorizer
+        (wi, wv, wq), (ci, cv, cq) = vec.token_groups(tok)
+        pieces, m = None, 0
+        if vec.config.word_pieces:
+            pi, pv, _, m = vec.piece_group(tok)
+            pieces = self._share(pi, pv)
+        return self._share(wi, wv), wq, self._share(ci, cv), cq, pieces, m
 
     def _grouped_logits(self, text: str) -> list[float]:
-        """``token_l2``: ``bias + words * (1 / sqrt(qw)) + chars * (1 / sqrt(qc))``, where each
-        token's shares (and squared norms) come from a cache keyed by the token."""
+        """``token_l2``: ``bias + words * (1 / sqrt(qw)) + chars * (1 / sqrt(qc)) + pieces * (1 / m)``,
+        where each token's shares (and squared norms, numbers of pieces) come from a cache keyed by the token."""
         vec = self.vectorizer
         toks = vec.extractor.tokens(text)
         cache = self._tokens
         words: list[tuple[float, ...]] = []
         chars: list[tuple[float, ...]] = []
+        pieces: list[tuple[float, ...]] = []
         qw = qc = 0.0
+        m = 0
         for tok in toks:
             hit = cache.get(tok)
             if hit is None:
@@ -233,6 +247,9 @@ class BowModel:
             if hit[2] is not None:
                 chars.append(hit[2])
                 qc += hit[3]
+            if hit[4] is not None:
+                pieces.append(hit[4])
+                m += hit[5]
         if len(toks) > 1 and vec.config.ngram_max > 1:
             # The longer n-grams' group, one share per distinct n-gram in first-seen order. An
             # n-gram seen once (nearly always) costs one lookup in a cache keyed by its string.
@@ -252,9 +269,8 @@ class BowModel:
                         words.append(unit[0])
                         qw += unit[1]
         out = list(self.bias)
-        for parts, q in ((words, qw), (chars, qc)):
+        for parts, scale in ((words, qw and 1.0 / math.sqrt(qw)), (chars, qc and 1.0 / math.sqrt(qc)), (pieces, m and 1.0 / m)):
             if parts:
-                scale = 1.0 / math.sqrt(q)
                 out = [o + sum(column) * scale for o, column in zip(out, zip(*parts))]
         return out
 
@@ -293,6 +309,8 @@ class BowModel:
             if key not in data:
                 raise BundleError(f"{where}: {key} is missing (a bow.json has {', '.join(REQUIRED_FIELDS)})")
         config = FeatureConfig.from_json(data["features"], f"{where}: features")
+        if config.word_pieces and version < PIECES_FORMAT_VERSION:
+            raise BundleError(f"{where}: features.word_pieces needs format_version {PIECES_FORMAT_VERSION} (this file says {version})")
         labels, vocab, bias = data["labels"], data["vocab"], data["bias"]
         if not (isinstance(labels, list) and len(labels) >= 2 and is_string_list(labels, non_empty_items=True)
                 and len(set(labels)) == len(labels)):

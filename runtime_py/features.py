@@ -29,6 +29,32 @@ from .jsontypes import is_integer
 
 TF_MODES = ("count", "log", "binary")
 NORMS = (None, "l2", "token_l2")
+PIECE_MARK = "~"  # vocabulary entries "~bank", "~##ing": word pieces (word_pieces only)
+CONTINUATION = "##"
+MAX_WORD_CHARS = 100  # BERT's: a longer token has no pieces
+
+
+def word_pieces(word: str, pieces: Mapping[str, Any] | set[str], max_len: int) -> list[str]:
+    """BERT's greedy longest-match-first WordPiece of `word` over `pieces` (``##`` marks a piece
+    that continues a word); [] when some part of the word is not covered (BERT's [UNK]) or the word
+    is longer than 100 characters. `max_len`: the longest piece, ``##`` not counted."""
+    n = len(word)
+    if n > MAX_WORD_CHARS:
+        return []
+    out: list[str] = []
+    start = 0
+    while start < n:
+        end = min(n, start + max_len)
+        while end > start:
+            sub = word[start:end] if start == 0 else CONTINUATION + word[start:end]
+            if sub in pieces:
+                out.append(sub)
+                break
+            end -= 1
+        else:
+            return []
+        start = end
+    return out
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,7 @@ class FeatureConfig:
     char_ngrams: tuple[int, int] | None = None
     tf: str = "count"
     norm: str | None = None
+    word_pieces: bool = False
 
     def __post_init__(self) -> None:
         # Each message starts with the setting's name: from_json prefixes it with "features.".
@@ -54,6 +81,10 @@ class FeatureConfig:
             raise ValueError(f"tf must be one of {TF_MODES}, got {self.tf!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not isinstance(self.word_pieces, bool):
+            raise ValueError(f"word_pieces must be true or false, got {self.word_pieces!r}")
+        if self.word_pieces and self.norm != "token_l2":
+            raise ValueError(f'word_pieces needs norm "token_l2", got norm {self.norm!r}')
         if not isinstance(self.lowercase, bool):
             raise ValueError(f"lowercase must be true or false, got {self.lowercase!r}")
         if not isinstance(self.token_pattern, str):
@@ -68,6 +99,8 @@ class FeatureConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["char_ngrams"] = list(self.char_ngrams) if self.char_ngrams else None
+        if not self.word_pieces:
+            del data["word_pieces"]  # a file without pieces stays version 3
         return data
 
     @classmethod
@@ -75,7 +108,7 @@ class FeatureConfig:
         """Validate bow.json's ``features`` object; errors name `where` and the setting."""
         if not isinstance(data, Mapping):
             raise BundleError(f"{where}: expected an object")
-        known = {"token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"}
+        known = {"token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm", "word_pieces"}
         unknown = set(data) - known
         if unknown:
             raise BundleError(f"{where}: unknown feature settings {sorted(unknown)}")
@@ -148,6 +181,10 @@ class Vectorizer:
         if len(self.index) != len(self.vocab):
             raise ValueError("vocab has duplicate features")
         self.idf = list(idf) if idf is not None else None
+        self.pieces: dict[str, int] = {}  # piece -> its vocabulary index (word_pieces only)
+        if config.word_pieces:
+            self.pieces = {feat[1:]: i for i, feat in enumerate(self.vocab) if feat.startswith(PIECE_MARK)}
+        self.max_piece = max((len(p) - len(CONTINUATION) * p.startswith(CONTINUATION) for p in self.pieces), default=0)
 
     @property
     def counts_only(self) -> bool:
@@ -184,6 +221,11 @@ class Vectorizer:
         """``token_l2``: one token's word group (its unigram) and character group."""
         return self.group_values((tok,)), self.group_values(self.extractor.char_grams(tok))
 
+    def piece_group(self, tok: str) -> tuple[list[int], list[float], float, int]:
+        """``word_pieces``: one token's piece group (as :meth:`group_values`) and its number of pieces."""
+        pieces = word_pieces(tok, self.pieces, self.max_piece)
+        return (*self.group_values([PIECE_MARK + p for p in pieces]), len(pieces))
+
     def transform(self, text: str) -> tuple[list[int], list[float]]:
         """Sparse vector of `text`: vocabulary indices in first-seen order, and their values."""
         if self.config.norm == "token_l2":
@@ -202,12 +244,18 @@ class Vectorizer:
             blocks[0].append(word)
             blocks[1].append(char)
         blocks[0].append(self.group_values(self.extractor.long_grams(toks)))
-        merged: dict[int, float] = {}
+        scaled: list[tuple[list[tuple[list[int], list[float], float]], float]] = []
         for groups in blocks:
             q = sum(g[2] for g in groups)
-            if not q:
-                continue
-            scale = 1.0 / math.sqrt(q)
+            if q:
+                scaled.append((groups, 1.0 / math.sqrt(q)))
+        if self.config.word_pieces:
+            pieces = [self.piece_group(tok) for tok in toks]
+            m = sum(g[3] for g in pieces)
+            if m:
+                scaled.append(([g[:3] for g in pieces], 1.0 / m))
+        merged: dict[int, float] = {}
+        for groups, scale in scaled:
             for indices, values, _ in groups:
                 for i, v in zip(indices, values):
                     merged[i] = merged.get(i, 0.0) + v * scale

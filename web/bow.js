@@ -3,7 +3,9 @@
 // Format version 2 packs weights and idf as little-endian float32 in base64 (unpackFloats);
 // version 1's plain lists still load. Version 3 adds int8 weights with one float32 scale per row
 // (row i's weights are q * scales[i], exact in float64) and the token_l2 normalisation, whose
-// per-token shares the model caches (runtime_py/bow.py BowModel._grouped_logits).
+// per-token shares the model caches (runtime_py/bow.py BowModel._grouped_logits). Version 4 adds
+// features.word_pieces: a block of word-piece rows ("~bank", "~##ing") averaged over the text's
+// pieces (web/features.js wordPieces); a model without pieces is still written as version 3.
 
 import { softmax } from "./calibration.js";
 import { BundleError } from "./errors.js";
@@ -11,7 +13,8 @@ import { allFinite, FeatureConfig, Vectorizer } from "./features.js";
 
 export const BOW_FORMAT = "bow";
 export const BOW_FORMAT_VERSION = 3;
-export const READABLE_VERSIONS = [1, 2, 3];
+export const PIECES_FORMAT_VERSION = 4; // what a model with word pieces is written as
+export const READABLE_VERSIONS = [1, 2, 3, 4];
 export const TOKEN_CACHE_SIZE = 4096; // tokens (and word n-grams) whose shares a token_l2 model keeps; cleared whole when full
 /** @type {[null, number]} */
 const NOT_IN_VOCAB = [null, 0];
@@ -129,7 +132,11 @@ export class BowModel {
     this.vectorizer = new Vectorizer(config, vocab, idf);
     const n = this.labels.length;
     this.scales = null;
-    /** @type {Map<string, [Float64Array | null, number, Float64Array | null, number]>} */
+    /**
+     * token_l2: each token's word share and squared norm, character share and squared norm, piece
+     * share and number of pieces (null and 0 without word_pieces).
+     * @type {Map<string, [Float64Array | null, number, Float64Array | null, number, Float64Array | null, number]>}
+     */
     this.tokenCache = new Map();
     /** @type {Map<string, [Float64Array | null, number]>} word n-grams (token_l2), as tokenCache */
     this.gramCache = new Map();
@@ -216,21 +223,33 @@ export class BowModel {
     return q;
   }
 
-  /** token_l2: bias + words / sqrt(qw) + chars / sqrt(qc), with each token's shares cached. @param {string} text */
+  /**
+   * token_l2: bias + words / sqrt(qw) + chars / sqrt(qc) (+ pieces / m with word_pieces), with each
+   * token's shares cached. @param {string} text
+   */
   groupedLogits(text) {
     const vec = this.vectorizer;
     const toks = vec.extractor.tokens(text);
     const cache = this.tokenCache;
+    const hasPieces = vec.pieces !== null;
     const words = [];
     const chars = [];
+    const pieces = [];
     let qw = 0;
     let qc = 0;
+    let m = 0;
     for (const tok of toks) {
       let hit = cache.get(tok);
       if (hit === undefined) {
         if (cache.size >= TOKEN_CACHE_SIZE) cache.clear();
-        const [[wi, wv, wq], [ci, cv, cq]] = vec.tokenGroups(tok);
-        hit = [this.share(wi, wv), wq, this.share(ci, cv), cq];
+        const groups = vec.tokenGroups(tok);
+        const [[wi, wv, wq], [ci, cv, cq]] = groups;
+        if (groups.length === 3) {
+          const [pi, pv, , pm] = groups[2];
+          hit = [this.share(wi, wv), wq, this.share(ci, cv), cq, this.share(pi, pv), pm];
+        } else {
+          hit = [this.share(wi, wv), wq, this.share(ci, cv), cq, null, 0];
+        }
         cache.set(tok, hit);
       }
       if (hit[0] !== null) {
@@ -240,6 +259,10 @@ export class BowModel {
       if (hit[2] !== null) {
         chars.push(hit[2]);
         qc += hit[3];
+      }
+      if (hasPieces && hit[4] !== null) {
+        pieces.push(hit[4]);
+        m += hit[5];
       }
     }
     if (toks.length > 1 && vec.config.ngram_max > 1) {
@@ -273,6 +296,15 @@ export class BowModel {
       for (let c = 0; c < n; c++) {
         let sum = 0;
         for (let k = 0; k < parts.length; k++) sum += parts[k][c];
+        out[c] += sum * scale;
+      }
+    }
+    if (pieces.length) {
+      // The piece block: each token's piece share, label by label in token order, times 1 / m.
+      const scale = 1.0 / m;
+      for (let c = 0; c < n; c++) {
+        let sum = 0;
+        for (let k = 0; k < pieces.length; k++) sum += pieces[k][c];
         out[c] += sum * scale;
       }
     }
@@ -330,6 +362,9 @@ export class BowModel {
       if (!(field in d)) throw new BundleError(`${where}: ${field} is missing (a bow.json has ${REQUIRED_FIELDS.join(", ")})`);
     }
     const config = FeatureConfig.fromJson(d.features, `${where}: features`);
+    if (config.word_pieces && d.format_version < PIECES_FORMAT_VERSION) {
+      throw new BundleError(`${where}: features.word_pieces needs format_version ${PIECES_FORMAT_VERSION} (this file says ${d.format_version})`);
+    }
     const { labels, vocab, bias } = d;
     const n = Array.isArray(labels) ? labels.length : 0;
     if (n < 2 || !labels.every((l) => typeof l === "string" && l) || new Set(labels).size !== n) {

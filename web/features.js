@@ -1,13 +1,19 @@
 // Bag-of-words features, the same steps as runtime_py/features.py (docs/BUNDLE.md "Features"):
-// tokens, word n-grams, optional character n-grams, then values over a fixed vocabulary.
+// tokens, word n-grams, optional character n-grams, optional word pieces (bow.json version 4), then
+// values over a fixed vocabulary.
 
 import { BundleError } from "./errors.js";
 import { pythonRegExp } from "./pyregex.js";
 
 export const TF_MODES = ["count", "log", "binary"];
 export const NORMS = [null, "l2", "token_l2"];
-const KNOWN = new Set(["token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm"]);
+const KNOWN = new Set(["token_pattern", "lowercase", "ngram_max", "char_ngrams", "tf", "norm", "word_pieces"]);
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
+export const PIECE_MARK = "~"; // vocabulary entries "~bank", "~##ing": word pieces (word_pieces only)
+const CONTINUATION = "##";
+const MAX_WORD_CHARS = 100; // BERT's: a longer token has no pieces
+/** A token without pieces: its piece group (shared, never changed). */
+const NO_PIECES = /** @type {[number[], number[], number, number]} */ (Object.freeze([[], [], 0, 0]));
 
 const isInt = (v) => typeof v === "number" && Number.isInteger(v);
 
@@ -15,9 +21,10 @@ const isInt = (v) => typeof v === "number" && Number.isInteger(v);
 export class FeatureConfig {
   /**
    * @param {{token_pattern?: string, lowercase?: boolean, ngram_max?: number,
-   *          char_ngrams?: [number, number] | null, tf?: string, norm?: string | null}} [options]
+   *          char_ngrams?: [number, number] | null, tf?: string, norm?: string | null,
+   *          word_pieces?: boolean}} [options]
    */
-  constructor({ token_pattern = "[A-Za-z0-9']+", lowercase = true, ngram_max = 2, char_ngrams = null, tf = "count", norm = null } = {}) {
+  constructor({ token_pattern = "[A-Za-z0-9']+", lowercase = true, ngram_max = 2, char_ngrams = null, tf = "count", norm = null, word_pieces = false } = {}) {
     if (!isInt(ngram_max) || ngram_max < 1) throw new RangeError(`ngram_max must be >= 1, got ${JSON.stringify(ngram_max)}`);
     if (char_ngrams !== null) {
       const ok = Array.isArray(char_ngrams) && char_ngrams.length === 2 && char_ngrams.every(isInt);
@@ -27,6 +34,8 @@ export class FeatureConfig {
     }
     if (!TF_MODES.includes(tf)) throw new RangeError(`tf must be one of ${TF_MODES.join(", ")}, got ${JSON.stringify(tf)}`);
     if (!NORMS.includes(norm)) throw new RangeError(`norm must be null, "l2" or "token_l2", got ${JSON.stringify(norm)}`);
+    if (typeof word_pieces !== "boolean") throw new TypeError(`word_pieces must be true or false, got ${JSON.stringify(word_pieces)}`);
+    if (word_pieces && norm !== "token_l2") throw new RangeError(`word_pieces needs norm "token_l2", got norm ${JSON.stringify(norm)}`);
     if (typeof lowercase !== "boolean") throw new TypeError(`lowercase must be true or false, got ${JSON.stringify(lowercase)}`);
     if (typeof token_pattern !== "string") throw new TypeError(`token_pattern must be a string, got ${JSON.stringify(token_pattern)}`);
     this.token_pattern = token_pattern;
@@ -35,6 +44,7 @@ export class FeatureConfig {
     this.char_ngrams = char_ngrams ? [char_ngrams[0], char_ngrams[1]] : null;
     this.tf = tf;
     this.norm = norm;
+    this.word_pieces = word_pieces;
     try {
       this.tokenRegExp = pythonRegExp(token_pattern, "g");
     } catch (error) {
@@ -64,9 +74,14 @@ export class FeatureConfig {
     }
   }
 
+  /** bow.json's "features" object; word_pieces only when true (a file without pieces stays version 3). */
   toJson() {
     const { token_pattern, lowercase, ngram_max, char_ngrams, tf, norm } = this;
-    return { token_pattern, lowercase, ngram_max, char_ngrams, tf, norm };
+    /** @type {{token_pattern: string, lowercase: boolean, ngram_max: number, char_ngrams: number[] | null,
+     *          tf: string, norm: string | null, word_pieces?: boolean}} */
+    const out = { token_pattern, lowercase, ngram_max, char_ngrams, tf, norm };
+    if (this.word_pieces) out.word_pieces = true;
+    return out;
   }
 }
 
@@ -140,6 +155,42 @@ export class FeatureExtractor {
 }
 
 /**
+ * BERT's greedy longest-match-first WordPiece of `word` over `pieces` ("##" marks a piece that
+ * continues a word), as runtime_py's word_pieces: [] when some part of the word is not covered
+ * (BERT's [UNK]) or the word is longer than 100 characters. Python slices code points: a token
+ * that is not ASCII is split with Array.from.
+ * @param {string} word
+ * @param {{has(key: string): boolean}} pieces a Set (or Map) of pieces: "bank", "##ing"
+ * @param {number} maxLen the longest piece in code points, "##" not counted (any larger value gives the same pieces)
+ * @returns {string[]}
+ */
+export function wordPieces(word, pieces, maxLen) {
+  const chars = ASCII_ONLY.test(word) ? null : Array.from(word);
+  const size = chars ? chars.length : word.length;
+  /** @type {string[]} */
+  const out = [];
+  if (size > MAX_WORD_CHARS) return out;
+  let start = 0;
+  while (start < size) {
+    let end = Math.min(size, start + maxLen);
+    let found = null;
+    while (end > start) {
+      const part = chars ? chars.slice(start, end).join("") : word.slice(start, end);
+      const sub = start > 0 ? CONTINUATION + part : part;
+      if (pieces.has(sub)) {
+        found = sub;
+        break;
+      }
+      end--;
+    }
+    if (found === null) return [];
+    out.push(found);
+    start = end;
+  }
+  return out;
+}
+
+/**
  * True when every value is a finite number. A plain loop: `every(Number.isFinite)` is several times
  * slower on the cold code that loads a model, which is on the first answer's path.
  * @param {ArrayLike<number>} values
@@ -176,6 +227,21 @@ export class Vectorizer {
     // float32 values (bow.json version 2) read as float64 exactly, so a Float32Array is kept as it is
     this.idf = idf === null ? null : idf instanceof Float32Array || idf instanceof Float64Array ? idf : Float64Array.from(idf);
     if (this.idf && !allFinite(this.idf)) throw new TypeError("idf: every value must be a finite number");
+    /** @type {Set<string> | null} the word pieces ("~" stripped) when config.word_pieces, else null */
+    this.pieces = null;
+    /** the longest piece in code points, "##" not counted (0 without pieces) */
+    this.maxPiece = 0;
+    if (config.word_pieces) {
+      this.pieces = new Set();
+      for (const feat of this.vocab) {
+        if (!feat.startsWith(PIECE_MARK)) continue;
+        const piece = feat.slice(PIECE_MARK.length);
+        this.pieces.add(piece);
+        const body = piece.startsWith(CONTINUATION) ? piece.slice(CONTINUATION.length) : piece;
+        const length = ASCII_ONLY.test(body) ? body.length : Array.from(body).length;
+        if (length > this.maxPiece) this.maxPiece = length;
+      }
+    }
   }
 
   /** True when every value is a plain count (the reference recipe). */
@@ -217,9 +283,31 @@ export class Vectorizer {
     return [indices, values, q];
   }
 
-  /** token_l2: one token's word group (its unigram) and character group. @param {string} tok */
+  /**
+   * token_l2: one token's word group (its unigram), character group and, with word_pieces, its piece
+   * group: [indices, values, q, m] as groupValues over its "~" pieces plus m, its number of pieces
+   * (repeats counted). Without word_pieces only the first two groups.
+   * @param {string} tok
+   * @returns {[[number[], number[], number], [number[], number[], number]] |
+   *           [[number[], number[], number], [number[], number[], number], [number[], number[], number, number]]}
+   */
   tokenGroups(tok) {
-    return [this.groupValues([tok]), this.groupValues(this.extractor.charGrams(tok))];
+    const word = this.groupValues([tok]);
+    const char = this.groupValues(this.extractor.charGrams(tok));
+    if (this.pieces === null) return [word, char];
+    return [word, char, this.pieceGroup(tok)];
+  }
+
+  /**
+   * word_pieces: one token's piece group (as groupValues) and its number of pieces (runtime_py piece_group).
+   * @param {string} tok @returns {[number[], number[], number, number]}
+   */
+  pieceGroup(tok) {
+    if (this.pieces === null) return NO_PIECES;
+    const pieces = wordPieces(tok, this.pieces, this.maxPiece);
+    if (!pieces.length) return NO_PIECES;
+    const feats = pieces.map((p) => PIECE_MARK + p);
+    return [...this.groupValues(feats), pieces.length];
   }
 
   /**
@@ -253,15 +341,25 @@ export class Vectorizer {
     return [indices, values];
   }
 
-  /** token_l2 (runtime_py Vectorizer._transform_grouped). @param {string} text @returns {[number[], number[]]} */
+  /**
+   * token_l2 (runtime_py Vectorizer._transform_grouped): the word block and the character block each
+   * times 1 / sqrt(their squared norm), then (word_pieces) the piece block times 1 / (number of pieces).
+   * @param {string} text @returns {[number[], number[]]}
+   */
   transformGrouped(text) {
     const toks = this.extractor.tokens(text);
     const words = [];
     const chars = [];
+    const pieces = [];
+    let m = 0;
     for (const tok of toks) {
-      const [w, c] = this.tokenGroups(tok);
-      words.push(w);
-      chars.push(c);
+      const groups = this.tokenGroups(tok);
+      words.push(groups[0]);
+      chars.push(groups[1]);
+      if (groups.length === 3) {
+        pieces.push(groups[2]);
+        m += groups[2][3];
+      }
     }
     words.push(this.groupValues(this.extractor.longGrams(toks)));
     /** @type {Map<number, number>} */
@@ -272,6 +370,12 @@ export class Vectorizer {
       if (!q) continue;
       const scale = 1.0 / Math.sqrt(q);
       for (const [indices, values] of groups) {
+        for (let k = 0; k < indices.length; k++) merged.set(indices[k], (merged.get(indices[k]) ?? 0) + values[k] * scale);
+      }
+    }
+    if (m > 0) {
+      const scale = 1.0 / m;
+      for (const [indices, values] of pieces) {
         for (let k = 0; k < indices.length; k++) merged.set(indices[k], (merged.get(indices[k]) ?? 0) + values[k] * scale);
       }
     }

@@ -23,11 +23,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 
-import { BowModel, BowTier, TOKEN_CACHE_SIZE, unpackFloats } from "./bow.js";
+import { BOW_FORMAT_VERSION, BowModel, BowTier, PIECES_FORMAT_VERSION, READABLE_VERSIONS, TOKEN_CACHE_SIZE, unpackFloats } from "./bow.js";
 import { parseManifest, RemoteBundle } from "./bundle.js";
 import { softmax } from "./calibration.js";
 import { JsEngine } from "./engine.js";
 import { BundleError, InputError, IntentKitError } from "./errors.js";
+import { FeatureConfig, Vectorizer, wordPieces } from "./features.js";
 import { Router } from "./router.js";
 import { prepareText } from "./text.js";
 import { createTransformerTier, labelsFromConfig } from "./transformer.js";
@@ -691,4 +692,167 @@ test("bow.json version 3: int8 rows and token_l2 give the same logits from warm 
     warm.logits(text).forEach((x, c) => assert.ok(Math.abs(x - merged[c]) < 1e-12, `${text}: ${x} vs ${merged[c]}`));
   }
   assert.throws(() => BowModel.fromJson({ ...data, scales: undefined }), (e) => e instanceof BundleError && /scales is missing/.test(e.message));
+});
+
+// ---------------------------------------------------------------------------------------------
+// bow.json version 4: word pieces (no generated fixture needed)
+
+const PIECES_FILE = join(ROOT, "tests", "fixtures", "conformance", "bow", "pieces.json");
+
+test("wordPieces: BERT's greedy longest match first, '##' continuations, none when a part is missing or the word is long", () => {
+  const pieces = new Set(["un", "##aff", "##a", "##ff", "##able", "##ble", "aff", "able", "bank", "##s", "##ing", "##", "s"]);
+  const maxLen = 4; // "able" and "##able" (4, "##" not counted)
+  assert.deepEqual(wordPieces("unaffable", pieces, maxLen), ["un", "##aff", "##able"]); // "##aff" before "##a"
+  assert.deepEqual(wordPieces("banks", pieces, maxLen), ["bank", "##s"]);
+  assert.deepEqual(wordPieces("banking", pieces, maxLen), ["bank", "##ing"]);
+  assert.deepEqual(wordPieces("bankss", pieces, maxLen), ["bank", "##s", "##s"]);
+  assert.deepEqual(wordPieces("bank", pieces, maxLen), ["bank"]);
+  assert.deepEqual(wordPieces("s", pieces, maxLen), ["s"]); // a word start, not "##s"
+  assert.deepEqual(wordPieces("bankx", pieces, maxLen), [], "a continuation no piece covers: no pieces at all");
+  assert.deepEqual(wordPieces("xbank", pieces, maxLen), [], "a start no piece covers");
+  assert.deepEqual(wordPieces("ing", pieces, maxLen), [], "'##ing' continues a word; it does not start one");
+  assert.deepEqual(wordPieces("", pieces, maxLen), []);
+  for (const larger of [5, 10, 1000]) assert.deepEqual(wordPieces("unaffable", pieces, larger), ["un", "##aff", "##able"]);
+  assert.deepEqual(wordPieces("unaffable", pieces, 3), ["un", "##aff", "##a", "##ble"], "maxLen bounds the match");
+  assert.deepEqual(wordPieces("bank", new Set(), 0), []);
+  // 100 characters still split; 101 give none (BERT's max_input_chars_per_word)
+  const as = new Set(["a", "##a"]);
+  assert.equal(wordPieces("a".repeat(100), as, 1).length, 100);
+  assert.deepEqual(wordPieces("a".repeat(101), as, 1), []);
+});
+
+test("wordPieces: a token that is not ASCII is sliced by code points, as Python slices it", () => {
+  const pieces = new Set(["caf", "##é", "😀", "##😀", "##x", "ü", "##ber"]);
+  assert.deepEqual(wordPieces("café", pieces, 3), ["caf", "##é"]);
+  assert.deepEqual(wordPieces("über", pieces, 3), ["ü", "##ber"]);
+  assert.deepEqual(wordPieces("😀x", pieces, 1), ["😀", "##x"], "maxLen 1 is one code point, not one UTF-16 unit");
+  assert.deepEqual(wordPieces("😀😀", pieces, 1), ["😀", "##😀"]);
+  // the 100-character limit counts code points: 100 emoji are 200 UTF-16 units
+  assert.equal(wordPieces("😀".repeat(100), pieces, 1).length, 100);
+  assert.deepEqual(wordPieces("😀".repeat(101), pieces, 1), []);
+  assert.deepEqual(wordPieces("cafè", pieces, 3), []);
+});
+
+test("bow.json version 4: FeatureConfig.word_pieces and the Vectorizer's piece set", () => {
+  assert.equal(PIECES_FORMAT_VERSION, 4);
+  assert.ok(READABLE_VERSIONS.includes(PIECES_FORMAT_VERSION));
+  assert.equal(BOW_FORMAT_VERSION, 3, "a model without pieces is still written as version 3");
+  const plain = new FeatureConfig({ norm: "token_l2" });
+  assert.equal(plain.word_pieces, false);
+  assert.ok(!("word_pieces" in plain.toJson()), "written only when true");
+  const config = new FeatureConfig({ norm: "token_l2", word_pieces: true });
+  assert.equal(config.toJson().word_pieces, true);
+  assert.deepEqual(new FeatureConfig(config.toJson()).toJson(), config.toJson());
+  assert.throws(() => new FeatureConfig({ norm: "token_l2", word_pieces: "yes" }), /^TypeError: word_pieces must be true or false, got "yes"$/);
+  assert.throws(() => new FeatureConfig({ norm: "l2", word_pieces: true }), /^RangeError: word_pieces needs norm "token_l2", got norm "l2"$/);
+  assert.throws(() => new FeatureConfig({ word_pieces: true }), /word_pieces needs norm "token_l2", got norm null/);
+  assert.throws(() => FeatureConfig.fromJson({ norm: "token_l2", word_pieces: 1 }), (e) => e instanceof BundleError && e.message.startsWith("features.word_pieces must be true or false"));
+
+  const data = JSON.parse(readFileSync(PIECES_FILE, "utf8"));
+  assert.throws(() => BowModel.fromJson({ ...data, format_version: 3 }),
+    (e) => e instanceof BundleError && e.message === "bow.json: features.word_pieces needs format_version 4 (this file says 3)");
+  const model = BowModel.fromJson(data);
+  const vec = model.vectorizer;
+  assert.deepEqual([...vec.pieces].sort(), ["##ance", "##fer", "##s", "bal", "cash", "trans"]);
+  assert.equal(vec.maxPiece, 5, "'trans'; '##ance' counts 4");
+  assert.equal(vec.tokenGroups("bals").length, 3);
+  assert.deepEqual(vec.tokenGroups("balss")[2], [[vec.index.get("~bal"), vec.index.get("~##s")], [1, 2], 5, 3], "repeats counted: m = 3");
+  assert.deepEqual(vec.tokenGroups("move")[2], [[], [], 0, 0]);
+  // without word_pieces "~" entries are ordinary features and a token has two groups
+  const off = new Vectorizer(new FeatureConfig({ norm: "token_l2", char_ngrams: [2, 3] }), data.vocab);
+  assert.equal(off.pieces, null);
+  assert.equal(off.tokenGroups("bals").length, 2);
+  // a non-ASCII piece: maxPiece counts code points
+  const wide = new Vectorizer(new FeatureConfig({ norm: "token_l2", word_pieces: true }), ["~😀😀", "~##é", "x"]);
+  assert.equal(wide.maxPiece, 2);
+  assert.deepEqual(wide.tokenGroups("😀😀é")[2][3], 2);
+});
+
+test("bow.json version 4: transform() holds the piece block, each piece's tf x idf over the text's number of pieces", () => {
+  const model = BowModel.fromJson(JSON.parse(readFileSync(PIECES_FILE, "utf8")));
+  const vec = model.vectorizer;
+  const valueOf = (text) => {
+    const [indices, values] = vec.transform(text);
+    return Object.fromEntries(indices.map((i, k) => [vec.vocab[i], values[k]]));
+  };
+  const t = valueOf("transfers");
+  for (const piece of ["~trans", "~##fer", "~##s"]) assert.equal(t[piece], 1 / 3, piece);
+  const b = valueOf("bals bals balss"); // pieces bal ##s | bal ##s | bal ##s ##s: m = 7
+  assert.equal(b["~bal"], 1 / 7 + 1 / 7 + 1 / 7);
+  assert.equal(b["~##s"], 1 / 7 + 1 / 7 + 2 * (1 / 7));
+  const none = valueOf("move zzz");
+  assert.ok(!Object.keys(none).some((f) => f.startsWith("~")), "no token has pieces: no piece block");
+  assert.ok("move" in none);
+});
+
+/**
+ * The spec's logits of a version-4 model, built independently: the same model without word pieces
+ * (whose "~" entries no token matches) gives bias + words + chars; then + (sum over tokens of the
+ * token's piece share, label by label in token order) * (1 / m).
+ */
+function piecesReference(model, plain, text) {
+  const vec = model.vectorizer;
+  const out = plain.logits(text);
+  const shares = [];
+  let m = 0;
+  for (const tok of vec.extractor.tokens(text)) {
+    const [indices, values, , count] = vec.pieceGroup(tok);
+    if (!count) continue;
+    shares.push(model.share(indices, values));
+    m += count;
+  }
+  if (!shares.length) return out;
+  const scale = 1.0 / m;
+  for (let c = 0; c < out.length; c++) {
+    let sum = 0;
+    for (const share of shares) sum += share[c];
+    out[c] += sum * scale;
+  }
+  return out;
+}
+
+test("bow.json version 4: logits equal the merged vector's dot product and the spec's sums, warm or cold cache", () => {
+  const data = JSON.parse(readFileSync(PIECES_FILE, "utf8"));
+  const texts = ["transfers", "balance", "cash", "move zzz", "", "transfer balance balance", "bals bals balss",
+    "Cash cash CASH moves", "balancefers trans", "cashé café", "bal-ance ##s", "x".repeat(101) + " cash",
+    "move cash to balance then transfer the cash"];
+  const floatModel = () => {
+    // float64 weights, idf != 1 on pieces and tf "log": the piece values are tf x idf too
+    const n = 3;
+    const weights = new Float64Array(data.vocab.length * n).map((_, i) => Math.sin(i * 1.7) * (1 + (i % 5)) / 7);
+    const idf = data.vocab.map((_, i) => 1 + ((i * 37) % 11) / 10);
+    const config = new FeatureConfig({ char_ngrams: [1, 3], tf: "log", norm: "token_l2", word_pieces: true, ngram_max: 3 });
+    return [new BowModel(["a", "b", "c"], config, data.vocab, weights, [0.3, -0.2, 0.05], 1, idf),
+      new BowModel(["a", "b", "c"], new FeatureConfig({ ...config.toJson(), word_pieces: false }), data.vocab, weights, [0.3, -0.2, 0.05], 1, idf)];
+  };
+  const int8Model = () => [BowModel.fromJson(data), BowModel.fromJson({ ...data, format_version: 3, features: { ...data.features, word_pieces: false } })];
+  for (const make of [int8Model, floatModel]) {
+    const [warm, plain] = make();
+    for (const text of texts) {
+      const first = warm.logits(text);
+      assert.deepEqual(warm.logits(text), first, `${text}: a second (cached) call`);
+      assert.deepEqual(first, piecesReference(warm, plain, text), `${text}: the spec's sums, bit for bit`);
+    }
+    // past TOKEN_CACHE_SIZE distinct tokens: the cache clears and refills
+    for (let i = 0; i <= TOKEN_CACHE_SIZE; i++) warm.logits(`bal${i}s trans${i}`);
+    assert.ok(warm.tokenCache.size <= TOKEN_CACHE_SIZE);
+    for (const text of texts) {
+      const [cold] = make();
+      const got = warm.logits(text);
+      assert.deepEqual(got, cold.logits(text), `${text}: warm and cold caches`);
+      const [indices, values] = cold.vectorizer.transform(text);
+      const merged = Array.from(cold.bias, (b, c) => b + indices.reduce((s, i, k) => s + cold.weight(i, c) * values[k], 0));
+      got.forEach((x, c) => assert.ok(Math.abs(x - merged[c]) < 1e-12, `${text}: ${x} vs ${merged[c]}`));
+    }
+    // the piece block is really there: a piece-only text moves the logits off the plain model's
+    assert.notDeepEqual(warm.logits("transfers"), plain.logits("transfers"));
+    assert.deepEqual(warm.logits("move zzz"), plain.logits("move zzz"), "no pieces: the version-3 logits");
+  }
+});
+
+test("bow.json version 4: a model without word_pieces caches null and 0 for the piece part", () => {
+  const data = JSON.parse(readFileSync(join(ROOT, "tests", "fixtures", "conformance", "bow", "int8.json"), "utf8"));
+  const model = BowModel.fromJson(data);
+  model.logits("cash move");
+  for (const entry of model.tokenCache.values()) assert.deepEqual(entry.slice(4), [null, 0]);
 });
