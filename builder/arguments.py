@@ -99,7 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tfidf", action="store_true", help="shorthand for --tf log --idf --norm l2")
     g.add_argument("--robust", action="store_true",
                    help="the default build's recipe: every word 1-2-gram and char 2-5-gram, counts, idf, token_l2, "
-                        "L-BFGS with C tuned on val, int8 weights (--seed and --oos-label still apply; other settings are ignored)")
+                        "L-BFGS with C tuned on val, int8 weights (--seed, --oos-label and the word-piece options still apply; "
+                        "other settings are ignored)")
+    g.add_argument("--word-pieces", metavar="BASE",
+                   help="with --robust: add a block of this encoder's static word-piece vectors (a preset such as minilm-l6, "
+                        "or a model folder): words the training data never used still count (bow.json version 4)")
+    g.add_argument("--max-pieces", type=_positive(int), metavar="N",
+                   help="word pieces kept (default: a quarter of the weight budget, at most 8000)")
+    g.add_argument("--pieces-weight", type=_positive(float), default=2.0, metavar="W",
+                   help="the word-piece block's length against the word and character blocks' (2.0)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_positive(int), default=12)
     g.add_argument("--batch-size", type=_positive(int), default=32)
@@ -177,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-missing", action="store_true", help="do nothing when the bundle already has these tiers (and the WebGL graphs, with --webgl), all loading cleanly")
     p.add_argument("--tiers", default=",".join(BUILD_TIERS), help="comma-separated tiers to build (default: %(default)s)")
     p.add_argument("--base", default="minilm-l6", help="transformer base (preset, folder or hub id)")
+    p.add_argument("--no-word-pieces", dest="word_pieces", action="store_false",
+                   help="train the BoW tier without the block of --base's static word-piece vectors (bow.json version 3)")
     p.add_argument("--transformer-epochs", type=_positive(int), default=1,
                    help="fine-tuning epochs (1: the synthetic set is learned in one, and the build stays short)")
     p.add_argument("--webgl", action="store_true",

@@ -74,7 +74,8 @@ def cmd_train_bow(args: argparse.Namespace) -> int:
 
     options = from_args(BowOptions, args)
     if args.robust:
-        options = BowOptions.robust(seed=options.seed, oos_labels=options.oos_labels)
+        options = BowOptions.robust(seed=options.seed, oos_labels=options.oos_labels, word_pieces=options.word_pieces,
+                                    max_pieces=options.max_pieces, pieces_weight=options.pieces_weight)
     train_bow_into_bundle(Path(args.data), Path(args.out), options, replace=args.replace, progress=not args.quiet,
                           handoff_tolerance=args.handoff_tolerance)
     return 0

@@ -11,6 +11,8 @@ Writes into ``--out`` (about 30 s on 2 cores, most of it the tiny transformer):
 * ``bundle_blend/``: ``bundle/`` with the transformer blended with the BoW (weight 0.6, fitted temperature);
 * ``bundle_tfidf/``: a BoW tier on the other feature path (char 2-4-grams, log tf, idf, l2 norm);
 * ``bundle_int8/``: the default build's BoW recipe (bow.json version 3: token_l2, int8 rows; a short fit);
+* ``bundle_pieces/``: the same recipe with a word-piece block (bow.json version 4) from the tiny
+  random BERT's encoder, 600 pieces;
 * ``expected.jsonl``: one line per (bundle, router settings, text): runtime_py's
   ``RouteResult.to_dict()`` (or the error it raised) and, for the default settings, each tier's
   logits (``tier_logits``), plus the fp32 variant's (``fp32_logits``);
@@ -29,6 +31,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -184,12 +187,18 @@ def build_bundles(out: Path, size: int, transformer: bool) -> dict[str, Path]:
     train_bow_into_bundle(data, bundles["bundle_tfidf"], tfidf, replace=True, progress=False)
     robust = BowOptions.robust(c_grid=(10.0,), max_iter=40, max_weights=13 * 3000)
     train_bow_into_bundle(data, bundles["bundle_int8"], robust, replace=True, progress=False)
-    if transformer:
+    from tests.tiny_bert import make_tiny_base
+
+    base = make_tiny_base(out / "tiny-base")
+    bundles["bundle_pieces"] = out / "bundle_pieces"
+    pieces = replace(robust, word_pieces=str(base), max_pieces=600)
+    train_bow_into_bundle(data, bundles["bundle_pieces"], pieces, replace=True, progress=False)
+    if not transformer:
+        shutil.rmtree(base)
+    else:
         from builder.pipeline.transformer_tier import TransformerBuildOptions, train_transformer_into_bundle
         from builder.train.fine_tune import TransformerOptions
-        from tests.tiny_bert import make_tiny_base
 
-        base = make_tiny_base(out / "tiny-base")
         options = TransformerBuildOptions(
             training=TransformerOptions(base=str(base), epochs=1, max_steps=12, batch_size=16, max_length=32)
         )

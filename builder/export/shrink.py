@@ -37,13 +37,12 @@ from torch import nn
 from runtime_py.wordpiece import WordPieceTokenizer
 
 from ..atomic import replace_file
+from ..data.english import DEFAULT_ENGLISH_WORDS, english_word_list
 from ..errors import BuildError
 from ..train.transformer_model import SequenceClassifier
 
 COVERAGE_FILE = Path(__file__).resolve().with_name("coverage_sentences.txt")
-DEFAULT_ENGLISH_WORDS = 50_000
 SPECIAL_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-WORDFREQ_PIN = "wordfreq==3.1.1"
 
 
 @dataclass
@@ -65,15 +64,6 @@ def load_coverage_sentences(path: Path = COVERAGE_FILE) -> list[str]:
     """The committed default check sentences (comment and blank lines skipped)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def english_word_list(n: int = DEFAULT_ENGLISH_WORDS) -> list[str]:
-    """The `n` most frequent English words according to ``wordfreq``."""
-    try:
-        from wordfreq import top_n_list
-    except ImportError:
-        raise BuildError(f"vocabulary pruning needs the package wordfreq (pip install {WORDFREQ_PIN})") from None
-    return top_n_list("en", n)
 
 
 def _read_tokenizer_json(path: Path) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class BuildOptions:
     int8_scheme: str = DEFAULT_INT8_SCHEME
     vocab_size: int | None = None
     handoff_tolerance: float = DEFAULT_TOLERANCE
+    word_pieces: bool = True  # the BoW tier's block of the base's word-piece vectors
     out: str | Path | None = None
     templates: str | Path | None = None
     data: str | Path | None = None
@@ -129,7 +130,8 @@ def build(options: BuildOptions, log: Callable[[str], None] = to_stderr) -> Path
             if "bow" in tiers:
                 step += 1
                 log(f"[{step}/{steps}] training the bag-of-words tier")
-                train_bow_into_bundle(data, out, BowOptions.robust(seed=options.seed), progress=not options.quiet,
+                recipe = BowOptions.robust(seed=options.seed, word_pieces=options.base if options.word_pieces else None)
+                train_bow_into_bundle(data, out, recipe, progress=not options.quiet,
                                       handoff_tolerance=options.handoff_tolerance, draft=draft, log=log)
             if "transformer" in tiers:
                 from ..train.fine_tune import TransformerOptions

@@ -12,7 +12,7 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from runtime_py.bow import BOW_FORMAT, BOW_FORMAT_VERSION, pack_float32, pack_int8, quantize_rows
-from runtime_py.features import FeatureConfig, FeatureExtractor, Vectorizer
+from runtime_py.bow import BOW_FORMAT, BOW_FORMAT_VERSION, PIECES_FORMAT_VERSION, pack_float32, pack_int8, quantize_rows
+from runtime_py.features import PIECE_MARK, FeatureConfig, FeatureExtractor, Vectorizer
 
 from ..data.datasets import Example, intent_labels
 from ..data.oos_labels import DEFAULT_OOS_LABELS
@@ -61,6 +61,11 @@ class BowOptions:
     max_features: int | None = None
     max_weights: int | None = None  # caps max_features at max_weights // labels (bow.json's size)
     quantize: bool = False  # int8 weights, one float32 scale per feature row (bow.json version 3)
+    # lbfgs only: a block of this base model's word-piece vectors (bow.json version 4; builder/train/word_pieces.py),
+    # at most max_pieces of them (default: a quarter of max_weights, at most 8,000), the block scaled by pieces_weight
+    word_pieces: str | None = None
+    max_pieces: int | None = None
+    pieces_weight: float = 2.0
     oos_labels: tuple[str, ...] = DEFAULT_OOS_LABELS  # labels that mean "out of scope" (routing.oos_labels)
 
     @classmethod
@@ -85,6 +90,7 @@ class BowOptions:
             char_ngrams=self.char_ngrams,
             tf=self.tf,
             norm=self.norm,
+            word_pieces=self.word_pieces is not None,
         )
 
 
@@ -198,6 +204,8 @@ def train_bow(
     torch.manual_seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
 
+    if options.word_pieces is not None and (options.solver != "lbfgs" or options.norm != "token_l2"):
+        raise BuildError("word pieces need the lbfgs solver and norm token_l2 (the --robust recipe)")
     vocab, idf = build_vocabulary([r.text for r in train], options)
     if options.solver == "lbfgs":
         return _train_lbfgs(splits, labels, vocab, idf, options, log, started)
@@ -273,7 +281,7 @@ def _bow_json(labels: list[str], vectorizer: Vectorizer, vocab: list[str], idf: 
     """bow.json's content (docs/BUNDLE.md); `scales` only with int8 `weights`."""
     return {
         "format": BOW_FORMAT,
-        "format_version": BOW_FORMAT_VERSION,
+        "format_version": PIECES_FORMAT_VERSION if vectorizer.config.word_pieces else BOW_FORMAT_VERSION,
         "labels": labels,
         "features": vectorizer.config.to_json(),
         "vocab": vocab,
@@ -286,101 +294,168 @@ def _bow_json(labels: list[str], vectorizer: Vectorizer, vocab: list[str], idf: 
     }
 
 
-def _csr(data: _Sparse, n_features: int) -> torch.Tensor:
+def _csr(data: _Sparse, n_features: int, columns: tuple[int, int] | None = None) -> torch.Tensor:
+    """`data` as a torch CSR matrix; with `columns` (lo, hi), only those features, renumbered from 0."""
+    ptr, indices, values = data.ptr, data.indices, data.values
+    if columns is not None:
+        lo, hi = columns
+        inside = (indices >= lo) & (indices < hi)
+        ptr = np.concatenate([[0], np.cumsum(inside)])[ptr]
+        indices, values, n_features = indices[inside] - lo, values[inside], hi - lo
     with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul and its gradient are all this uses
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(torch.from_numpy(data.ptr), torch.from_numpy(data.indices), torch.from_numpy(data.values),
+        return torch.sparse_csr_tensor(torch.from_numpy(ptr), torch.from_numpy(indices), torch.from_numpy(values),
                                        (len(data), n_features), dtype=torch.float32)
 
 
-def fit_lbfgs(x: torch.Tensor, y: np.ndarray, n_classes: int, c: float, max_iter: int,
-              init: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise ``sum(cross-entropy) + ||W||^2 / (2c)`` (bias not penalised) with full-batch L-BFGS:
-    scikit-learn's multinomial LogisticRegression objective. `x` is a sparse CSR [n, features]."""
-    weight = torch.zeros(x.shape[1], n_classes) if init is None else init[0].clone()
-    bias = torch.zeros(n_classes) if init is None else init[1].clone()
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
+class _Inputs(NamedTuple):
+    """One split's features for L-BFGS: the sparse n-gram features and the dense word-piece block
+    (the text's mean piece vector; None without word pieces)."""
+
+    sparse: torch.Tensor
+    dense: torch.Tensor | None
+
+
+Params = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # n-gram rows, bias, the piece block's map
+
+
+def _scores(x: _Inputs, params: Params) -> torch.Tensor:
+    weight, bias, block = params
+    out = x.sparse @ weight + bias
+    return out if x.dense is None or block is None else out + x.dense @ block
+
+
+def fit_lbfgs(x: _Inputs | torch.Tensor, y: np.ndarray, n_classes: int, c: float, max_iter: int, init: Params | None = None) -> Params:
+    """Minimise ``sum(cross-entropy) + (||W||^2 + ||B||^2) / (2c)`` (bias not penalised) with full-batch
+    L-BFGS: scikit-learn's multinomial LogisticRegression objective over the sparse CSR features [n,
+    features] and, when `x` has one, the dense block [n, dims] (B its map to the classes)."""
+    if isinstance(x, torch.Tensor):
+        x = _Inputs(x, None)
+    dims = x.dense.shape[1] if x.dense is not None else 0
+    if init is None:
+        init = (torch.zeros(x.sparse.shape[1], n_classes), torch.zeros(n_classes), torch.zeros(dims, n_classes) if dims else None)
+    params = [p.clone().requires_grad_(True) if p is not None else None for p in init]
+    trained = [p for p in params if p is not None]
     known = torch.from_numpy(np.flatnonzero(y >= 0))
     targets = torch.from_numpy(y)[known]
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-5,
+    optimizer = torch.optim.LBFGS(trained, lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-5,
                                   tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    weight, bias, block = params
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = (x @ weight + bias)[known]
-        loss = F.cross_entropy(logits, targets, reduction="sum") + (weight * weight).sum() / (2 * c)
+        logits = _scores(x, (weight, bias, block))[known]
+        penalty = (weight * weight).sum() + ((block * block).sum() if block is not None else 0.0)
+        loss = F.cross_entropy(logits, targets, reduction="sum") + penalty / (2 * c)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return weight.detach(), bias.detach()
+    return weight.detach(), bias.detach(), block.detach() if block is not None else None
 
 
-def _accuracy(x: torch.Tensor, y: np.ndarray, weight: torch.Tensor, bias: torch.Tensor) -> float:
+def _accuracy(x: _Inputs, y: np.ndarray, params: Params) -> float:
     if not len(y):
         return float("nan")
     with torch.no_grad():
-        return float(((x @ weight + bias).argmax(1).numpy() == y).mean())
+        return float((_scores(x, params).argmax(1).numpy() == y).mean())
+
+
+def _piece_basis(train: Sequence[Example], options: BowOptions, n_labels: int, log: Callable[[str], None]) -> tuple[list[str], np.ndarray]:
+    """The word pieces a model ships and their vectors (builder/train/word_pieces.py)."""
+    from .word_pieces import piece_block
+
+    assert options.word_pieces is not None
+    budget = options.max_pieces or min(8000, max(1, (options.max_weights or 4 * 8000 * n_labels) // (4 * n_labels)))
+    extractor = FeatureExtractor(options.feature_config())
+    pieces, table = piece_block(options.word_pieces, (t for r in train for t in extractor.tokens(r.text)), budget)
+    log(f"word pieces: {len(pieces):,} of {options.word_pieces}'s, {table.shape[1]} dimensions")
+    return pieces, table
 
 
 def _train_lbfgs(
     splits: dict[str, list[Example]], labels: list[str], vocab: list[str], idf: list[float] | None,
     options: BowOptions, log: Callable[[str], None], started: float,
 ) -> BowResult:
-    """The ``lbfgs`` solver (see :class:`BowOptions`)."""
+    """The ``lbfgs`` solver (see :class:`BowOptions`). With word pieces, their features come last
+    in the vocabulary; the model learns a map B from a text's mean piece vector to the intents, and
+    piece p's shipped row is ``vector(p) @ B`` (the mean of rows is the row of the mean)."""
     torch.manual_seed(options.seed)
     index = {label: i for i, label in enumerate(labels)}
     parts = [(name, splits.get(name, [])) for name in ("train", "val", "test")]
     y = {name: _targets(rows, index) for name, rows in parts}
+    pieces: list[str] = []
+    basis: torch.Tensor | None = None
+    if options.word_pieces is not None:
+        pieces, table = _piece_basis(splits["train"], options, len(labels), log)
+        basis = torch.from_numpy(table.astype(np.float32))
 
-    def matrices(vocab: list[str], idf: list[float] | None) -> tuple[Vectorizer, dict[str, torch.Tensor]]:
-        vectorizer = Vectorizer(options.feature_config(), vocab, idf)
-        return vectorizer, {name: _csr(_Sparse(vectorizer, [r.text for r in rows]), len(vocab)) for name, rows in parts}
+    def matrices(vocab: list[str], idf: list[float] | None) -> tuple[Vectorizer, dict[str, _Sparse]]:
+        full = vocab + [PIECE_MARK + p for p in pieces]
+        vectorizer = Vectorizer(options.feature_config(), full, idf + [1.0] * len(pieces) if idf is not None and pieces else idf)
+        return vectorizer, {name: _Sparse(vectorizer, [r.text for r in rows]) for name, rows in parts}
 
-    vectorizer, x = matrices(vocab, idf)
+    def inputs(data: dict[str, _Sparse], n: int) -> dict[str, _Inputs]:
+        if basis is None:
+            return {name: _Inputs(_csr(d, n), None) for name, d in data.items()}
+        return {name: _Inputs(_csr(d, n, (0, n)), _csr(d, n + len(pieces), (n, n + len(pieces))) @ basis) for name, d in data.items()}
+
+    vectorizer, data = matrices(vocab, idf)
+    if basis is not None:
+        # Scaled once, so that a typical text's block is pieces_weight times as long as the unit-norm
+        # word and character blocks.
+        n = len(vocab)
+        typical = float(torch.linalg.vector_norm(_csr(data["train"], n + len(pieces), (n, n + len(pieces))) @ basis, dim=1).median())
+        basis = basis * (options.pieces_weight / (typical or 1.0))
+    x = inputs(data, len(vocab))
     log(f"vocabulary: {len(vocab):,} features ({sum(not f.startswith('#') for f in vocab):,} word n-grams), {len(labels)} intents")
     result = BowResult(model={}, labels=labels)
-    fit: tuple[torch.Tensor, torch.Tensor] | None = None
-    best: tuple[float, float, tuple[torch.Tensor, torch.Tensor]] | None = None
+    fit: Params | None = None
+    best: tuple[float, float, Params] | None = None
     for c in sorted(options.c_grid):
         fit = fit_lbfgs(x["train"], y["train"], len(labels), c, options.max_iter, init=fit)  # warm start from the smaller C
-        acc = _accuracy(x["val"], y["val"], *fit)
+        acc = _accuracy(x["val"], y["val"], fit)
         result.history.append({"c": c, "val_accuracy": acc})
         log(f"C {c:g}: val accuracy {acc:.4f}")
         if best is None or acc > best[0] or math.isnan(best[0]):
             best = (acc, c, fit)
     assert best is not None
-    _, c, (weight, bias) = best
-    limit = min(options.max_features or len(vocab), (options.max_weights or 10**12) // len(labels))
+    _, c, (weight, bias, block) = best
+    budget = (options.max_weights or 10**12) - len(pieces) * len(labels)
+    limit = min(options.max_features or len(vocab), max(1, budget // len(labels)))
     if len(vocab) > limit:
         strength = weight.abs().max(dim=1).values.numpy()
         keep = np.sort(np.argsort(-strength, kind="stable")[:limit])
         vocab = [vocab[i] for i in keep]
         idf = [idf[i] for i in keep] if idf is not None else None
-        vectorizer, x = matrices(vocab, idf)
-        weight, bias = fit_lbfgs(x["train"], y["train"], len(labels), c, options.max_iter,
-                                 init=(weight[torch.from_numpy(keep)], bias))
-        log(f"kept the {len(vocab):,} features of largest weight: val accuracy {_accuracy(x['val'], y['val'], weight, bias):.4f}")
+        vectorizer, data = matrices(vocab, idf)
+        x = inputs(data, len(vocab))
+        weight, bias, block = fit_lbfgs(x["train"], y["train"], len(labels), c, options.max_iter,
+                                        init=(weight[torch.from_numpy(keep)], bias, block))
+        log(f"kept the {len(vocab):,} features of largest weight: val accuracy {_accuracy(x['val'], y['val'], (weight, bias, block)):.4f}")
     rows = weight.numpy().astype(np.float32)
+    if basis is not None and block is not None:
+        rows = np.concatenate([rows, (basis @ block).numpy().astype(np.float32)])
+    n_rows = len(vectorizer.vocab)
     bias32 = bias.numpy().astype(np.float32).astype(np.float64).tolist()
     if options.quantize:
         ints, scales = quantize_rows(rows.astype(np.float64).tolist())
         shipped = np.asarray(ints, dtype=np.float64).reshape(rows.shape) * np.asarray(scales)[:, None]
-        weights_field: dict[str, Any] = pack_int8(ints, (len(vocab), len(labels)))
+        weights_field: dict[str, Any] = pack_int8(ints, (n_rows, len(labels)))
     else:
         scales = None
         shipped = rows.astype(np.float64)
-        weights_field = pack_float32(rows.ravel().tolist(), (len(vocab), len(labels)))
-    # Metrics and T from the weights as shipped (float64 sums, as the runtimes compute them).
-    logits = {name: (x[name].to(torch.float64) @ torch.from_numpy(shipped)).numpy() + np.asarray(bias32) for name, _ in parts}
+        weights_field = pack_float32(rows.ravel().tolist(), (n_rows, len(labels)))
+    # Metrics and T from the weights as shipped, on the features the runtimes compute (float64 sums).
+    logits = {name: (_csr(d, n_rows).to(torch.float64) @ torch.from_numpy(shipped)).numpy() + np.asarray(bias32) for name, d in data.items()}
     known = y["val"] >= 0
     result.temperature = round(fit_temperature(logits["val"][known], y["val"][known]), 6) if known.any() else 1.0
     for name in ("val", "test"):
         if len(y[name]):
             result.metrics[name] = evaluate_logits(logits[name], y[name], labels, result.temperature)
-    training = _training_record(options, c=c, train_size=len(splits["train"]), val_size=len(splits.get("val", [])))
-    result.model = _bow_json(labels, vectorizer, vocab, idf, weights_field, scales, bias32,
+    training = _training_record(options, c=c, train_size=len(splits["train"]), val_size=len(splits.get("val", [])),
+                                **({"pieces": len(pieces)} if pieces else {}))
+    result.model = _bow_json(labels, vectorizer, vectorizer.vocab, vectorizer.idf, weights_field, scales, bias32,
                              result.temperature, training)
     result.seconds = time.perf_counter() - started
     return result
