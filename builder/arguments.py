@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --robust: add a block of this encoder's static word-piece vectors (a preset such as minilm-l6, "
                         "or a model folder): words the training data never used still count (bow.json version 4)")
     g.add_argument("--max-pieces", type=_positive(int), metavar="N",
-                   help="word pieces kept (default: a quarter of the weight budget, at most 8000)")
+                   help="word pieces kept (default: an eighth of the weight budget, at most 8000)")
     g.add_argument("--pieces-weight", type=_positive(float), default=2.0, metavar="W",
                    help="the word-piece block's length against the word and character blocks' (2.0)")
     g = p.add_argument_group("optimisation")

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import BundleError
 from .jsontypes import is_integer
+from .pieces import split_word
 
 TF_MODES = ("count", "log", "binary")
 NORMS = (None, "l2", "token_l2")
@@ -34,27 +36,13 @@ CONTINUATION = "##"
 MAX_WORD_CHARS = 100  # BERT's: a longer token has no pieces
 
 
-def word_pieces(word: str, pieces: Mapping[str, Any] | set[str], max_len: int) -> list[str]:
+def word_pieces(word: str, pieces: Container[str], max_len: int) -> list[str]:
     """BERT's greedy longest-match-first WordPiece of `word` over `pieces` (``##`` marks a piece
     that continues a word); [] when some part of the word is not covered (BERT's [UNK]) or the word
     is longer than 100 characters. `max_len`: the longest piece, ``##`` not counted."""
-    n = len(word)
-    if n > MAX_WORD_CHARS:
+    if len(word) > MAX_WORD_CHARS:
         return []
-    out: list[str] = []
-    start = 0
-    while start < n:
-        end = min(n, start + max_len)
-        while end > start:
-            sub = word[start:end] if start == 0 else CONTINUATION + word[start:end]
-            if sub in pieces:
-                out.append(sub)
-                break
-            end -= 1
-        else:
-            return []
-        start = end
-    return out
+    return split_word(word, pieces, max_len, CONTINUATION) or []
 
 
 @dataclass(frozen=True)

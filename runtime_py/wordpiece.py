@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from . import _unicode_tables
+from .pieces import split_word
 
 __all__ = ["AddedToken", "BatchEncoding", "Encoding", "WordPieceTokenizer"]
 
@@ -478,27 +479,13 @@ class WordPieceTokenizer:
         return text.translate(self._charmap)
 
     def _wordpiece(self, word: str) -> tuple[list[int], list[str]]:
-        n = len(word)
-        if n > self.max_input_chars_per_word:
+        if len(word) > self.max_input_chars_per_word:
             return [self._unk_id], [self.unk_token]
-        vocab, prefix, max_piece = self._vocab, self.continuing_subword_prefix, self._max_piece
-        ids: list[int] = []
-        tokens: list[str] = []
-        start = 0
-        while start < n:
-            end = min(n, start + max_piece)
-            while end > start:
-                sub = word[start:end] if start == 0 else prefix + word[start:end]
-                i = vocab.get(sub)
-                if i is not None:
-                    ids.append(i)
-                    tokens.append(sub)
-                    break
-                end -= 1
-            else:
-                return [self._unk_id], [self.unk_token]
-            start = end
-        return ids, tokens
+        vocab = self._vocab
+        tokens = split_word(word, vocab, self._max_piece, self.continuing_subword_prefix)
+        if tokens is None:
+            return [self._unk_id], [self.unk_token]
+        return [vocab[t] for t in tokens], tokens
 
     def _pretokenized(self, normalized: str, ids: list[int], tokens: list[str]) -> None:
         cache = self._word_cache

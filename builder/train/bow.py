@@ -62,7 +62,8 @@ class BowOptions:
     max_weights: int | None = None  # caps max_features at max_weights // labels (bow.json's size)
     quantize: bool = False  # int8 weights, one float32 scale per feature row (bow.json version 3)
     # lbfgs only: a block of this base model's word-piece vectors (bow.json version 4; builder/train/word_pieces.py),
-    # at most max_pieces of them (default: a quarter of max_weights, at most 8,000), the block scaled by pieces_weight
+    # at most max_pieces of them (default: an eighth of max_weights, at most 8,000), the block scaled by pieces_weight.
+    # A piece's weights count twice against max_weights: its dense rows gzip to about twice an n-gram row's bytes.
     word_pieces: str | None = None
     max_pieces: int | None = None
     pieces_weight: float = 2.0
@@ -361,12 +362,15 @@ def _accuracy(x: _Inputs, y: np.ndarray, params: Params) -> float:
         return float((_scores(x, params).argmax(1).numpy() == y).mean())
 
 
+PIECE_COST = 2  # n-gram weights a piece's weight takes from max_weights (bytes gzipped, docs/BENCHMARKS.md)
+
+
 def _piece_basis(train: Sequence[Example], options: BowOptions, n_labels: int, log: Callable[[str], None]) -> tuple[list[str], np.ndarray]:
     """The word pieces a model ships and their vectors (builder/train/word_pieces.py)."""
     from .word_pieces import piece_block
 
     assert options.word_pieces is not None
-    budget = options.max_pieces or min(8000, max(1, (options.max_weights or 4 * 8000 * n_labels) // (4 * n_labels)))
+    budget = options.max_pieces or min(8000, max(1, (options.max_weights or 8 * 8000 * n_labels) // (8 * n_labels)))
     extractor = FeatureExtractor(options.feature_config())
     pieces, table = piece_block(options.word_pieces, (t for r in train for t in extractor.tokens(r.text)), budget)
     log(f"word pieces: {len(pieces):,} of {options.word_pieces}'s, {table.shape[1]} dimensions")
@@ -421,7 +425,7 @@ def _train_lbfgs(
             best = (acc, c, fit)
     assert best is not None
     _, c, (weight, bias, block) = best
-    budget = (options.max_weights or 10**12) - len(pieces) * len(labels)
+    budget = (options.max_weights or 10**12) - PIECE_COST * len(pieces) * len(labels)
     limit = min(options.max_features or len(vocab), max(1, budget // len(labels)))
     if len(vocab) > limit:
         strength = weight.abs().max(dim=1).values.numpy()
