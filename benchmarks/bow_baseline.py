@@ -49,6 +49,7 @@ RECIPES: dict[str, tuple[str, Callable[[], BowOptions]]] = {
     "default": ("ours: token_l2 TF-IDF, L-BFGS, int8 (default)", BowOptions.robust),
     "every-feature": ("ours: the same, every feature kept (no size budget)", lambda: BowOptions.robust(max_weights=None)),
     "legacy": ("ours: before issue 17 (Adam, float32)", BowOptions.legacy_robust),
+    "pieces": ("ours: the default + MiniLM-L6's word pieces (bow.json v4)", lambda: BowOptions.robust(word_pieces="minilm-l6")),
 }
 
 
