@@ -133,3 +133,16 @@ def test_the_shipped_rows_answer_as_the_fitted_model_after_pruning(tiny_base, sm
     result = train_bow(read_splits(small_data), options, log=logs.append, progress=False)
     fitted = next(line for line in logs if line.startswith("kept the 400 features of largest weight"))
     assert fitted.endswith(f"val accuracy {result.metrics['val']['accuracy']:.4f}")
+
+
+def test_the_command_line_turns_word_pieces_on_and_off():
+    from builder.arguments import parse_args
+    from builder.options import from_args
+    from builder.pipeline.build import BuildOptions
+
+    assert from_args(BuildOptions, parse_args(["build"])).word_pieces is True
+    assert from_args(BuildOptions, parse_args(["build", "--no-word-pieces"])).word_pieces is False
+    args = parse_args(["train-bow", "--data", "d", "--out", "o", "--robust", "--word-pieces", "minilm-l6", "--max-pieces", "300"])
+    options = from_args(BowOptions, args)
+    assert (options.word_pieces, options.max_pieces, options.pieces_weight) == ("minilm-l6", 300, 2.0)
+    assert from_args(BowOptions, parse_args(["train-bow", "--data", "d", "--out", "o"])).word_pieces is None
