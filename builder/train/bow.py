@@ -326,12 +326,10 @@ def _scores(x: _Inputs, params: Params) -> torch.Tensor:
     return out if x.dense is None or block is None else out + x.dense @ block
 
 
-def fit_lbfgs(x: _Inputs | torch.Tensor, y: np.ndarray, n_classes: int, c: float, max_iter: int, init: Params | None = None) -> Params:
+def fit_lbfgs(x: _Inputs, y: np.ndarray, n_classes: int, c: float, max_iter: int, init: Params | None = None) -> Params:
     """Minimise ``sum(cross-entropy) + (||W||^2 + ||B||^2) / (2c)`` (bias not penalised) with full-batch
     L-BFGS: scikit-learn's multinomial LogisticRegression objective over the sparse CSR features [n,
     features] and, when `x` has one, the dense block [n, dims] (B its map to the classes)."""
-    if isinstance(x, torch.Tensor):
-        x = _Inputs(x, None)
     dims = x.dense.shape[1] if x.dense is not None else 0
     if init is None:
         init = (torch.zeros(x.sparse.shape[1], n_classes), torch.zeros(n_classes), torch.zeros(dims, n_classes) if dims else None)
