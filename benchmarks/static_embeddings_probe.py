@@ -1,6 +1,7 @@
-"""A probe for the BoW tier's next step (docs/BENCHMARKS.md, "The first tier, session 13"): does a
-block of static word-piece embeddings, read off the MiniLM the builder fine-tunes, add accuracy to
-the TF-IDF features, above all on phrasings the training data never used?
+"""The probe that led to the BoW tier's word pieces (docs/BENCHMARKS.md, session 13; the shipped
+form is builder/train/word_pieces.py, session 14): does a block of static word-piece embeddings,
+read off the MiniLM the builder fine-tunes, add accuracy to the TF-IDF features, above all on
+phrasings the training data never used?
 
     .venv/bin/python -m benchmarks.static_embeddings_probe --dataset banking77 [--dims 256] [--weight 0 --weight 2]
 
@@ -23,25 +24,16 @@ import numpy as np
 from benchmarks.bow_baseline import DATASETS, HANDWRITTEN, baseline_features
 from builder.data.datasets import read_jsonl, read_splits
 from builder.train.transformer_model import resolve_base
+from builder.train.word_pieces import base_vocabulary, piece_vectors
 
 
 def piece_embeddings(source: Path, cache: Path) -> np.ndarray:
-    """[vocabulary, hidden] outputs of the encoder for each piece alone, cached."""
+    """[vocabulary, hidden] outputs of the encoder for each piece alone (the builder's
+    ``piece_vectors`` over the whole vocabulary), cached."""
     if cache.is_file():
         return np.load(cache)
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModel.from_pretrained(source).eval()
-    ids = torch.arange(tokenizer.vocab_size)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(ids), 2048):
-            chunk = ids[start : start + 2048]
-            inputs = torch.stack([torch.full_like(chunk, tokenizer.cls_token_id), chunk, torch.full_like(chunk, tokenizer.sep_token_id)], 1)
-            out.append(model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state[:, 1].numpy())
-    table = np.concatenate(out)
+    _, vocabulary = base_vocabulary(str(source))
+    table = piece_vectors(source, vocabulary, vocabulary)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, table)
     return table

@@ -169,10 +169,9 @@ class Vectorizer:
         if len(self.index) != len(self.vocab):
             raise ValueError("vocab has duplicate features")
         self.idf = list(idf) if idf is not None else None
-        self.pieces: dict[str, int] = {}  # piece -> its vocabulary index (word_pieces only)
-        if config.word_pieces:
-            self.pieces = {feat[1:]: i for i, feat in enumerate(self.vocab) if feat.startswith(PIECE_MARK)}
-        self.max_piece = max((len(p) - len(CONTINUATION) * p.startswith(CONTINUATION) for p in self.pieces), default=0)
+        # The word pieces ("~" stripped; word_pieces only): the set the tokens are split over.
+        self.pieces = frozenset(f[len(PIECE_MARK):] for f in self.vocab if f.startswith(PIECE_MARK)) if config.word_pieces else frozenset()
+        self.max_piece = max((len(p.removeprefix(CONTINUATION)) for p in self.pieces), default=0)
 
     @property
     def counts_only(self) -> bool:

@@ -231,7 +231,6 @@ export class BowModel {
     const vec = this.vectorizer;
     const toks = vec.extractor.tokens(text);
     const cache = this.tokenCache;
-    const hasPieces = vec.pieces !== null;
     const words = [];
     const chars = [];
     const pieces = [];
@@ -242,14 +241,8 @@ export class BowModel {
       let hit = cache.get(tok);
       if (hit === undefined) {
         if (cache.size >= TOKEN_CACHE_SIZE) cache.clear();
-        const groups = vec.tokenGroups(tok);
-        const [[wi, wv, wq], [ci, cv, cq]] = groups;
-        if (groups.length === 3) {
-          const [pi, pv, , pm] = groups[2];
-          hit = [this.share(wi, wv), wq, this.share(ci, cv), cq, this.share(pi, pv), pm];
-        } else {
-          hit = [this.share(wi, wv), wq, this.share(ci, cv), cq, null, 0];
-        }
+        const [[wi, wv, wq], [ci, cv, cq], piece] = vec.tokenGroups(tok); // piece: word_pieces only
+        hit = [this.share(wi, wv), wq, this.share(ci, cv), cq, piece ? this.share(piece[0], piece[1]) : null, piece ? piece[3] : 0];
         cache.set(tok, hit);
       }
       if (hit[0] !== null) {
@@ -260,7 +253,7 @@ export class BowModel {
         chars.push(hit[2]);
         qc += hit[3];
       }
-      if (hasPieces && hit[4] !== null) {
+      if (hit[4] !== null) {
         pieces.push(hit[4]);
         m += hit[5];
       }
@@ -290,21 +283,14 @@ export class BowModel {
     }
     const n = this.labels.length;
     const out = Array.from(this.bias);
-    for (const [parts, q] of /** @type {[Float64Array[], number][]} */ ([[words, qw], [chars, qc]])) {
+    // Each block, label by label in order, times its scale: 1 / sqrt(q) for words and characters,
+    // 1 / m (the number of pieces) for word pieces.
+    const blocks = /** @type {[Float64Array[], number][]} */ ([[words, 1.0 / Math.sqrt(qw)], [chars, 1.0 / Math.sqrt(qc)], [pieces, 1.0 / m]]);
+    for (const [parts, scale] of blocks) {
       if (!parts.length) continue;
-      const scale = 1.0 / Math.sqrt(q);
       for (let c = 0; c < n; c++) {
         let sum = 0;
         for (let k = 0; k < parts.length; k++) sum += parts[k][c];
-        out[c] += sum * scale;
-      }
-    }
-    if (pieces.length) {
-      // The piece block: each token's piece share, label by label in token order, times 1 / m.
-      const scale = 1.0 / m;
-      for (let c = 0; c < n; c++) {
-        let sum = 0;
-        for (let k = 0; k < pieces.length; k++) sum += pieces[k][c];
         out[c] += sum * scale;
       }
     }

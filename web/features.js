@@ -3,6 +3,7 @@
 // values over a fixed vocabulary.
 
 import { BundleError } from "./errors.js";
+import { splitWord } from "./pieces.js";
 import { pythonRegExp } from "./pyregex.js";
 
 export const TF_MODES = ["count", "log", "binary"];
@@ -165,29 +166,7 @@ export class FeatureExtractor {
  * @returns {string[]}
  */
 export function wordPieces(word, pieces, maxLen) {
-  const chars = ASCII_ONLY.test(word) ? null : Array.from(word);
-  const size = chars ? chars.length : word.length;
-  /** @type {string[]} */
-  const out = [];
-  if (size > MAX_WORD_CHARS) return out;
-  let start = 0;
-  while (start < size) {
-    let end = Math.min(size, start + maxLen);
-    let found = null;
-    while (end > start) {
-      const part = chars ? chars.slice(start, end).join("") : word.slice(start, end);
-      const sub = start > 0 ? CONTINUATION + part : part;
-      if (pieces.has(sub)) {
-        found = sub;
-        break;
-      }
-      end--;
-    }
-    if (found === null) return [];
-    out.push(found);
-    start = end;
-  }
-  return out;
+  return splitWord(word, pieces, maxLen, CONTINUATION, MAX_WORD_CHARS) ?? [];
 }
 
 /**
@@ -362,20 +341,18 @@ export class Vectorizer {
       }
     }
     words.push(this.groupValues(this.extractor.longGrams(toks)));
-    /** @type {Map<number, number>} */
-    const merged = new Map();
+    /** @type {[[number[], number[], number][], number][]} each block with its scale */
+    const blocks = [];
     for (const groups of [words, chars]) {
       let q = 0;
       for (const g of groups) q += g[2];
-      if (!q) continue;
-      const scale = 1.0 / Math.sqrt(q);
-      for (const [indices, values] of groups) {
-        for (let k = 0; k < indices.length; k++) merged.set(indices[k], (merged.get(indices[k]) ?? 0) + values[k] * scale);
-      }
+      if (q) blocks.push([groups, 1.0 / Math.sqrt(q)]);
     }
-    if (m > 0) {
-      const scale = 1.0 / m;
-      for (const [indices, values] of pieces) {
+    if (m > 0) blocks.push([pieces, 1.0 / m]);
+    /** @type {Map<number, number>} */
+    const merged = new Map();
+    for (const [groups, scale] of blocks) {
+      for (const [indices, values] of groups) {
         for (let k = 0; k < indices.length; k++) merged.set(indices[k], (merged.get(indices[k]) ?? 0) + values[k] * scale);
       }
     }

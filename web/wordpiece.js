@@ -6,6 +6,7 @@
 // engine's own Unicode data, so every browser and Node version gives the same ids.
 // Runs in browsers, Web Workers and Node (ES module). See docs/TOKENIZER.md.
 
+import { splitWord } from "./pieces.js";
 import * as T from "./unicode-tables.js";
 
 const CHAR_CACHE_LIMIT = 65536;
@@ -171,7 +172,6 @@ function codePointLength(s) {
 }
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-const NON_BMP = /[\ud800-\udfff]/;
 
 function checkBool(name, value) {
   if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
@@ -412,31 +412,10 @@ export class WordPieceTokenizer {
   }
 
   _wordpiece(word) {
-    const chars = NON_BMP.test(word) ? Array.from(word) : null;
-    const n = chars ? chars.length : word.length;
-    if (n > this.maxInputCharsPerWord) return this._unk;
     const vocab = this._vocab;
-    const prefix = this.continuingSubwordPrefix;
-    const ids = [];
-    const tokens = [];
-    let start = 0;
-    while (start < n) {
-      let end = Math.min(n, start + this._maxPiece);
-      let id;
-      let sub;
-      while (end > start) {
-        sub = chars ? chars.slice(start, end).join("") : word.slice(start, end);
-        if (start > 0) sub = prefix + sub;
-        id = vocab.get(sub);
-        if (id !== undefined) break;
-        end--;
-      }
-      if (id === undefined) return this._unk;
-      ids.push(id);
-      tokens.push(sub);
-      start = end;
-    }
-    return [ids, tokens];
+    const tokens = splitWord(word, vocab, this._maxPiece, this.continuingSubwordPrefix, this.maxInputCharsPerWord);
+    if (tokens === null) return this._unk;
+    return [tokens.map((t) => vocab.get(t)), tokens];
   }
 
   _word(word, ids, tokens) {

@@ -368,7 +368,7 @@ def _piece_basis(train: Sequence[Example], options: BowOptions, n_labels: int, l
     from .word_pieces import piece_block
 
     assert options.word_pieces is not None
-    budget = options.max_pieces or min(8000, max(1, (options.max_weights or 8 * 8000 * n_labels) // (8 * n_labels)))
+    budget = options.max_pieces or (8000 if options.max_weights is None else min(8000, max(1, options.max_weights // (8 * n_labels))))
     extractor = FeatureExtractor(options.feature_config())
     pieces, table = piece_block(options.word_pieces, (t for r in train for t in extractor.tokens(r.text)), budget)
     log(f"word pieces: {len(pieces):,} of {options.word_pieces}'s, {table.shape[1]} dimensions")
