@@ -3,8 +3,9 @@ onnxruntime-web's WASM build, in one run (docs/BENCHMARKS.md, "Small").
 
     .venv/bin/python -m benchmarks.four_bit_formats [--layers 6] [--markdown OUT]
 
-* ``u8s4``: ours (builder/export/int4_weights.py): INT4 weights cast to int8 when the session is
-  created, so inference runs the int8 graph's MatMulInteger kernels;
+* ``u8s4``: ours (builder/export/int4_weights.py): 4-bit weights two a byte, unpacked to int8 by
+  constant ops that onnxruntime folds when the session is created, so inference runs the int8
+  graph's MatMulInteger kernels;
 * ``MatMulNBits``: onnxruntime's own 4-bit (and 8-bit) format (``MatMulNBitsQuantizer``), whose
   kernel dequantizes blocks of weights on every run (accuracy level 0: float arithmetic; 4: int8
   arithmetic where the CPU has a kernel for it).

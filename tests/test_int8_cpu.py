@@ -64,7 +64,7 @@ def test_the_proof_tells_the_schemes_apart(graphs):
     assert max(b.bound for b in u8s8) > INT16_MAX  # 8-bit weights: 255 x (127 + 127) is possible
     assert max(b.bound for b in pair_sum_bounds(schemes["u8s7"])) <= 255 * 128
     assert all(b.bound is None and b.weight_type == "uint8" for b in pair_sum_bounds(schemes["u8u8"]))
-    u8s4 = pair_sum_bounds(schemes["u8s4"])  # the INT4 weights are read through their Cast
+    u8s4 = pair_sum_bounds(schemes["u8s4"])  # the packed weights are read through their unpack ops
     assert u8s4 and all(b.weight_type == "int4" for b in u8s4) and max(b.bound for b in u8s4) <= 255 * 16
     with pytest.raises(BuildError, match="overflow int16 pair sums on x86 CPUs without VNNI"):
         require_no_saturation(schemes["u8s8"], schemes["u8s8"])

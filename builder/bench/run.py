@@ -166,10 +166,6 @@ def plan_cases(manifest: Manifest, quick: bool, with_tjs: bool = True, with_webg
         p = _precision(spec, role)
         cases.append(Case(f"wasm-1t-{p}", f"WASM, 1 thread, {p}", "js", "transformer", "wasm", role, 1, precision=p, reference=role))
         cases.append(Case(f"wasm-{p}", f"WASM, threads, {p}", "js", "transformer", "wasm", role, None, precision=p, reference=role))
-        if _variant(spec, role).get("int8_scheme") == "u8s4":
-            notes.append(f"{spec.files[role].path}: 4-bit weights (u8s4) run on WASM only; onnxruntime-web's WebGPU build, which "
-                         "transformers.js loads too, has no Cast from INT4 (WebGPU falls back to WASM)")
-            continue
         cases.append(Case(f"webgpu-{p}", f"WebGPU, {p}", "js", "transformer", "webgpu", role, precision=p, reference=role))
         if tjs_problem is None and role in TJS_FILES and spec.files[role].path == TJS_FILES[role][0]:
             dtype = TJS_FILES[role][1]

@@ -1,18 +1,21 @@
-"""4-bit weights in an int8 graph: half the download, the same int8 arithmetic.
+"""4-bit weights in an int8 graph: half the download, the same int8 arithmetic, on every backend.
 
 The dynamic-int8 graph (``optimize.quantize_int8``) keeps its ``MatMulInteger`` nodes; only the way
 their weights are stored changes. Each weight matrix is quantized again from the fp32 graph, to 4
 bits per output channel, with the scale that minimises the squared error (a clipping search: the
-largest |w| rarely deserves a level of its own), and stored as an ONNX ``INT4`` initializer (two
-weights a byte, opset 21). A ``Cast`` to int8 turns it back into the int8 weight the MatMul reads;
-onnxruntime folds a Cast of a constant when it creates the session, natively and in
-onnxruntime-web alike, so inference runs the int8 graph's kernels at the int8 graph's speed.
-(onnxruntime's own 4-bit format, ``MatMulNBits``, dequantizes to float on every run: 5x slower
-than int8 in onnxruntime-web's WASM build, docs/BENCHMARKS.md.)
+largest |w| rarely deserves a level of its own), and stored two weights a byte in a uint8
+initializer (each value v as the nibble v + 8). A few plain ops of the graph's own opset (Cast, Div,
+Mul, Sub, Reshape, Concat) unpack it into the int8 weight the MatMul reads; every input of them is
+a constant, so onnxruntime folds them when it creates the session, natively and in onnxruntime-web
+(WASM and WebGPU) alike, and inference runs the int8 graph's kernels at the int8 graph's speed.
+(The first version stored ONNX ``INT4`` tensors with a ``Cast``: opset 21, which onnxruntime-web's
+WebGPU build and transformers.js cannot load. onnxruntime's own 4-bit format, ``MatMulNBits``,
+dequantizes to float on every run: 5x slower than int8 in onnxruntime-web's WASM build,
+docs/BENCHMARKS.md.)
 
 The word-embedding table, most of a small BERT's bytes, goes to 4 bits per row, with one scale per
 token gathered next to its row. |w| <= 8 bounds every u8 x s4 pair sum by 2 x 255 x 8 = 4,080, far
-inside the int16 sums of x86 CPUs without VNNI (``int8_safety``).
+inside the int16 sums of x86 CPUs without VNNI (``int8_safety`` reads the unpacked values).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from ..errors import BuildError
 BITS = 4
 QMIN, QMAX = -(1 << (BITS - 1)), (1 << (BITS - 1)) - 1  # -8 .. 7
 CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
-INT4_OPSET = 21  # the first ONNX opset with the INT4 type
 
 
 def mse_scales(w: np.ndarray) -> np.ndarray:
@@ -52,15 +54,73 @@ def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(w / scale), QMIN, QMAX).astype(np.int8), scale
 
 
-def int4_tensor(name: str, q: np.ndarray):
-    """An ONNX INT4 initializer holding the values of `q` (int8 within -8..7), two a byte."""
-    from onnx import TensorProto, helper
+OFFSET = -QMIN  # a stored nibble is the value + 8: 0 .. 15
 
-    nibbles = (q.astype(np.int16).reshape(-1) & 0xF).astype(np.uint8)
+
+def pack_nibbles(q: np.ndarray) -> np.ndarray:
+    """`q`'s values (int8 within -8..7), flattened, as uint8 bytes of two nibbles (v + 8): the first
+    value of each pair in the low nibble; an odd count leaves the last high nibble 0."""
+    nibbles = (q.astype(np.int16).reshape(-1) + OFFSET).astype(np.uint8)
     if nibbles.size % 2:
         nibbles = np.append(nibbles, np.uint8(0))
-    packed = nibbles[0::2] | (nibbles[1::2] << 4)
-    return helper.make_tensor(name, TensorProto.INT4, q.shape, packed.tobytes(), raw=True)
+    return nibbles[0::2] | (nibbles[1::2] << 4)
+
+
+def unpack_nibbles(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of `pack_nibbles` (what the graph's unpack ops compute)."""
+    pairs = np.stack([packed & 0xF, packed >> 4], axis=-1).reshape(-1)[: int(np.prod(shape))]
+    return (pairs.astype(np.int16) - OFFSET).astype(np.int8).reshape(shape)
+
+
+class _Unpacker:
+    """Adds packed weights to a graph: the uint8 initializer and the constant ops that turn it back
+    into an int8 tensor (folded by onnxruntime at session creation)."""
+
+    SHARED = {"sixteen": np.array(16, np.int32), "offset": np.array(OFFSET, np.int32), "column": np.array([-1, 1], np.int64),
+              "flat": np.array([-1], np.int64), "start": np.array([0], np.int64)}
+
+    def __init__(self, graph: "_Graph") -> None:
+        self.graph = graph
+        self.nodes: list = []
+
+    def const(self, key: str) -> str:
+        """The name of the shared constant `key` (added to the graph on first use)."""
+        from onnx import numpy_helper
+
+        name = f"int4_unpack_{key}"
+        if name not in self.graph.inits:
+            self.graph.add_init(numpy_helper.from_array(self.SHARED[key], name))
+        return name
+
+    def add(self, base: str, q: np.ndarray, out: str) -> None:
+        """Store `q` (int8 within -8..7) packed as ``{base}_packed`` and compute it into `out`."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        p = f"{base}_packed"
+        c = {key: self.const(key) for key in ("sixteen", "offset", "column", "flat")}
+        self.graph.add_init(numpy_helper.from_array(pack_nibbles(q), p))
+        self.graph.add_init(numpy_helper.from_array(np.array(q.shape, np.int64), f"{p}_shape"))
+        node = helper.make_node
+        self.nodes += [
+            node("Cast", [p], [f"{p}_i32"], to=TensorProto.INT32, name=f"{p}_to_int32"),
+            node("Div", [f"{p}_i32", c["sixteen"]], [f"{p}_high"], name=f"{p}_high"),
+            node("Mul", [f"{p}_high", c["sixteen"]], [f"{p}_high16"], name=f"{p}_high16"),
+            node("Sub", [f"{p}_i32", f"{p}_high16"], [f"{p}_low"], name=f"{p}_low"),
+            node("Reshape", [f"{p}_low", c["column"]], [f"{p}_low_col"], name=f"{p}_low_col"),
+            node("Reshape", [f"{p}_high", c["column"]], [f"{p}_high_col"], name=f"{p}_high_col"),
+            node("Concat", [f"{p}_low_col", f"{p}_high_col"], [f"{p}_pairs"], axis=1, name=f"{p}_pairs"),
+            node("Reshape", [f"{p}_pairs", c["flat"]], [f"{p}_flat"], name=f"{p}_flat"),
+        ]
+        flat = f"{p}_flat"
+        if q.size % 2:  # the padding nibble
+            self.graph.add_init(numpy_helper.from_array(np.array([q.size], np.int64), f"{p}_size"))
+            self.nodes.append(node("Slice", [flat, self.const("start"), f"{p}_size"], [f"{p}_trimmed"], name=f"{p}_trimmed"))
+            flat = f"{p}_trimmed"
+        self.nodes += [
+            node("Reshape", [flat, f"{p}_shape"], [f"{p}_values"], name=f"{p}_values"),
+            node("Sub", [f"{p}_values", c["offset"]], [f"{p}_signed"], name=f"{p}_signed"),
+            node("Cast", [f"{p}_signed"], [out], to=TensorProto.INT8, name=f"{p}_to_int8"),
+        ]
 
 
 class _Graph:
@@ -79,6 +139,10 @@ class _Graph:
 
         return numpy_helper.to_array(self.inits[name])
 
+    def add_init(self, tensor) -> None:
+        self.proto.graph.initializer.append(tensor)
+        self.inits[tensor.name] = tensor
+
     def replace_init(self, name: str, tensor) -> None:
         self.proto.graph.initializer.remove(self.inits[name])
         self.proto.graph.initializer.append(tensor)
@@ -96,9 +160,9 @@ def _fp32_weight(fp32: dict[str, np.ndarray], base: str, shape: tuple[int, ...],
     return w.astype(np.float32)
 
 
-def _matmul_weights(graph: _Graph, fp32: dict[str, np.ndarray], where: str, casts: list) -> int:
-    """Re-store every constant MatMulInteger weight as INT4 + Cast; returns how many."""
-    from onnx import TensorProto, helper, numpy_helper
+def _matmul_weights(graph: _Graph, fp32: dict[str, np.ndarray], where: str, unpacker: _Unpacker) -> int:
+    """Re-store every constant MatMulInteger weight packed in 4 bits; returns how many."""
+    from onnx import numpy_helper
 
     done = 0
     for node in list(graph.proto.graph.node):
@@ -113,16 +177,14 @@ def _matmul_weights(graph: _Graph, fp32: dict[str, np.ndarray], where: str, cast
             raise BuildError(f"{where}: weight {base!r} has non-zero zero points; 4-bit storage needs symmetric int8")
         q, scale = quantize_columns(_fp32_weight(fp32, base, tuple(graph.inits[name].dims), where))
         graph.replace_init(f"{base}_scale", numpy_helper.from_array(scale.reshape(graph.array(f"{base}_scale").shape), f"{base}_scale"))
-        packed = f"{base}_int4"
         graph.proto.graph.initializer.remove(graph.inits.pop(name))
-        graph.proto.graph.initializer.append(int4_tensor(packed, q))
-        casts.append(helper.make_node("Cast", [packed], [name], to=TensorProto.INT8, name=f"{packed}_to_int8"))
+        unpacker.add(base, q, name)
         done += 1
     return done
 
 
-def _word_embeddings(graph: _Graph, fp32: dict[str, np.ndarray], where: str, casts: list) -> str | None:
-    """Re-store the largest 8-bit Gather table (the word embeddings) as INT4 rows with per-row scales."""
+def _word_embeddings(graph: _Graph, fp32: dict[str, np.ndarray], where: str, unpacker: _Unpacker) -> str | None:
+    """Re-store the largest 8-bit Gather table (the word embeddings) as 4-bit rows with per-row scales."""
     from onnx import TensorProto, helper, numpy_helper
 
     tables = [
@@ -137,10 +199,8 @@ def _word_embeddings(graph: _Graph, fp32: dict[str, np.ndarray], where: str, cas
     name = gather.input[0]
     base = name[: -len("_quantized")]
     q, scale = quantize_columns(_fp32_weight(fp32, base, tuple(graph.inits[name].dims), where).T)  # rows as columns
-    packed = f"{base}_int4"
     graph.proto.graph.initializer.remove(graph.inits.pop(name))
-    graph.proto.graph.initializer.append(int4_tensor(packed, q.T))
-    casts.append(helper.make_node("Cast", [packed], [name], to=TensorProto.INT8, name=f"{packed}_to_int8"))
+    unpacker.add(base, q.T, name)
     row_scale = f"{base}_row_scale"
     graph.proto.graph.initializer.append(numpy_helper.from_array(scale, row_scale))
     axes = f"{base}_row_scale_axes"
@@ -173,17 +233,14 @@ def store_int4(fp32_path: Path, int8_path: Path, dst: Path) -> dict[str, int | s
     fp32 = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32_path)).graph.initializer}
     proto = onnx.load(str(int8_path))
     graph = _Graph(proto)
-    casts: list = []
-    matmuls = _matmul_weights(graph, fp32, where, casts)
-    embeddings = _word_embeddings(graph, fp32, where, casts)
+    unpacker = _Unpacker(graph)
+    matmuls = _matmul_weights(graph, fp32, where, unpacker)
+    embeddings = _word_embeddings(graph, fp32, where, unpacker)
     if not matmuls:
         raise BuildError(f"{where}: no int8 MatMul weights to store in 4 bits")
-    nodes = casts + list(proto.graph.node)  # the Casts read initializers only: first is topological
+    nodes = unpacker.nodes + list(proto.graph.node)  # the unpack ops read initializers only: first is topological
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
-    for opset in proto.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            opset.version = max(opset.version, INT4_OPSET)
     onnx.checker.check_model(proto)
     onnx.save_model(proto, str(dst), save_as_external_data=False)
     return {"matmuls": matmuls, "embeddings": embeddings}

@@ -83,27 +83,56 @@ def pair_sum_bounds(model) -> list[PairSumBound]:
 
     proto = _load(model)
     inits = {t.name: t for t in proto.graph.initializer}
-    # A weight stored narrower (int4_weights: INT4 cast to int8 when the session is created) is
-    # bounded by the values it holds; the Cast cannot widen them.
-    cast_from = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Cast" and n.input[0] in inits}
+    producers = {out: n for n in proto.graph.node for out in n.output}
     out = []
     for node in proto.graph.node:
         index = WEIGHT_INPUT.get(node.op_type)
         if index is None or len(node.input) <= index:
             continue
         name = node.input[index]
-        source = inits.get(name) or inits.get(cast_from.get(name, ""))
-        if source is None:
+        # A weight stored packed (int4_weights: unpacked by constant ops when the session is
+        # created) is bounded by the values those ops compute.
+        w = numpy_helper.to_array(inits[name]) if name in inits else constant_value(proto, inits, producers, name)
+        if w is None:
             out.append(PairSumBound(node.name, node.op_type, name, "unknown", 2 * ACTIVATION_MAX * 128))
             continue
-        w = numpy_helper.to_array(source)
+        # unpacked 4-bit values: named for the values they hold
+        weight_type = "int4" if name not in inits and w.dtype == np.int8 and w.min() >= -8 and w.max() <= 7 else str(w.dtype)
         if w.dtype == np.uint8:
             out.append(PairSumBound(node.name, node.op_type, name, "uint8", None))
             continue
         mags = np.abs(w.astype(np.int32)).reshape(-1, w.shape[-1]) if w.ndim > 1 else np.abs(w.astype(np.int32))[:, None]
         top2 = np.sort(mags, axis=0)[-2:].sum(axis=0) if mags.shape[0] > 1 else mags[0]
-        out.append(PairSumBound(node.name, node.op_type, name, str(w.dtype), int(ACTIVATION_MAX * top2.max())))
+        out.append(PairSumBound(node.name, node.op_type, name, weight_type, int(ACTIVATION_MAX * top2.max())))
     return out
+
+
+def constant_value(proto, inits: dict, producers: dict, name: str) -> np.ndarray | None:
+    """The value of tensor `name` when only initializers feed it (evaluated by ONNX's reference
+    implementation, as onnxruntime folds it at session creation), else None."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    nodes, used, stack, seen = [], set(), [name], set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor == "":
+            continue
+        seen.add(tensor)
+        if tensor in inits:
+            used.add(tensor)
+            continue
+        node = producers.get(tensor)
+        if node is None:  # a graph input
+            return None
+        nodes.append(node)
+        stack.extend(node.input)
+    order = {id(n): i for i, n in enumerate(proto.graph.node)}
+    nodes = sorted({id(n): n for n in nodes}.values(), key=lambda n: order[id(n)])
+    graph = onnx.helper.make_graph(nodes, "constant", [], [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)],
+                                   [inits[t] for t in sorted(used)])
+    sub = onnx.helper.make_model(graph, opset_imports=list(proto.opset_import))
+    return np.asarray(ReferenceEvaluator(sub).run(None, {})[0])
 
 
 def require_no_saturation(model, where: str | Path) -> list[PairSumBound]:

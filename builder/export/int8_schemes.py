@@ -17,7 +17,7 @@ class Int8Scheme:
     weight_type: str  # onnxruntime.quantization.QuantType member name
     reduce_range: bool
     summary: str
-    weight_bits: int = 8  # 4: stored as INT4 and cast to int8 at load (int4_weights)
+    weight_bits: int = 8  # 4: stored two a byte, unpacked to int8 at load (int4_weights)
 
 
 INT8_SCHEMES = {
