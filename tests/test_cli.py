@@ -144,3 +144,16 @@ def test_build_both_tiers_from_a_local_base(tmp_path):
     assert [(t["name"], t["available"]) for t in status["tiers"]] == [("bow", True), ("transformer", True)]
     result = json.loads(run("predict", "--bundle", str(out), "--json", "--handoff-threshold", "1", "--force", "price of AAPL").stdout)
     assert [r["tier"] for r in result["tiers"]] == ["bow", "transformer"]
+
+
+def test_size_recipes_fill_what_the_command_line_leaves_unset():
+    """`build` ships the compact recipe by default (every layer, 4-bit weights, 16,000 wordpieces);
+    `train` keeps the base as it is; explicit options win over a recipe."""
+    from builder.arguments import parse_args
+
+    build = parse_args(["build"])
+    assert (build.size_recipe, build.layers, build.int8_scheme, build.vocab_size) == ("compact", None, "u8s4", 16000)
+    train = parse_args(["train", "--data", "d", "--out", "o"])
+    assert (train.size_recipe, train.layers, train.int8_scheme, train.vocab_size) == ("base", None, "u8s7", None)
+    tiny = parse_args(["build", "--size", "tiny", "--vocab-size", "6000"])
+    assert (tiny.layers, tiny.int8_scheme, tiny.vocab_size) == (3, "u8s4", 6000)

@@ -25,10 +25,11 @@ from ..train.cascade import DEFAULT_TOLERANCE
 
 BUILD_TIERS = ("bow", "transformer")
 
-# The transformer tier's size recipe (builder.pipeline.sizes). Not "small" yet: its 3 layers, trained
-# alone as a build can afford, answer 0.85 of the hand-written finance texts against L6's 0.93
-# (docs/BENCHMARKS.md, "Small: distilled students and the size table").
-BUILD_SIZE = "base"
+# The transformer tier's size recipe (builder.pipeline.sizes): all of MiniLM-L6's layers in 4 bits
+# and 16,000 wordpieces, 9.3 MB against 23.4 MB, one hand-written finance text of 180 lost (0.9222
+# against 0.9278). Not "small": its 3 layers, trained alone as a build can afford, answer 0.85 of
+# them (docs/BENCHMARKS.md, "Small: distilled students and the size table", "4-bit on every backend").
+BUILD_SIZE = "compact"
 
 
 @dataclass(frozen=True)

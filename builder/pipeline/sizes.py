@@ -23,10 +23,9 @@ class SizeRecipe:
 
 SIZES = {
     "base": SizeRecipe(None, DEFAULT_INT8_SCHEME, None, "the base as it is (MiniLM-L6: 23 MB)"),
+    "compact": SizeRecipe(None, "u8s4", 16000, "the base's layers, 4-bit weights, 16,000 wordpieces (MiniLM-L6: 9.3 MB)"),
     "small": SizeRecipe(3, DEFAULT_INT8_SCHEME, 8000, "3 layers, 7-bit weights, 8,000 wordpieces (MiniLM: 8.8 MB)"),
-    # 4-bit weights halve the graph, but onnxruntime-web's WebGPU build (which transformers.js also
-    # loads) has no Cast from INT4: such graphs run natively and on WASM only (docs/BENCHMARKS.md).
-    "tiny": SizeRecipe(3, "u8s4", 4000, "3 layers, 4-bit weights, 4,000 wordpieces (MiniLM: 3.9 MB; WASM and native only)"),
+    "tiny": SizeRecipe(3, "u8s4", 4000, "3 layers, 4-bit weights, 4,000 wordpieces (MiniLM: 3.9 MB)"),
 }
 
 
