@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out even if it is not a site this command wrote")
     p.add_argument("--webgpu", action="store_true", help="also ship the WebGPU backend (its onnxruntime-web build has a 26.8 MB .wasm: raise --max-file-mb)")
     p.add_argument("--webgl", action="store_true", help="also ship the WebGL backend and the bundle's WebGL graphs (fp32)")
+    p.add_argument("--bench", action="store_true", help="also ship the benchmark page (bench.html) and transformers.js, which it compares with")
     p.add_argument("--max-file-mb", dest="max_file_mib", type=_positive(float), default=25.0, metavar="MIB",
                    help="refuse to write a file bigger than this many MiB (default: %(default)s, Cloudflare Pages' limit)")
     p.add_argument("--with-fp32", action="store_true", help="also ship the fp32 transformer graph (4x the int8 size)")

@@ -268,7 +268,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     from .serve.site import build_site, format_report
 
     backends = frozenset({"wasm"} | {b for b in ("webgpu", "webgl") if getattr(args, b)})
-    layout = dataclasses.replace(_web_layout(args), backends=backends)
+    layout = dataclasses.replace(_web_layout(args), backends=backends, bench=args.bench)
     if not (layout.bundle / "manifest.json").exists():
         raise IntentKitError(f"{layout.bundle}: no bundle (build one with `python -m builder build`)")
     print(format_report(build_site(layout, Path(args.out), force=args.force, max_file_mib=args.max_file_mib)))

@@ -57,6 +57,7 @@ def make_layout(root: Path, small_bundle: Path, with_fp32: bool = False) -> WebL
     (static / "index.html").write_text("<!doctype html><title>demo</title><script type=module src=app.js></script>")
     (static / "app.js").write_text("import './web/router.js';\n")
     (static / "style.css").write_text("body { margin: 0 }\n")
+    (static / "bench.html").write_text("<!doctype html><title>bench</title>")
     (static / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     (static / "README.md").write_text("notes for developers\n")
     (static / ".env").write_text(SECRET)

@@ -3,6 +3,7 @@ replacement, and byte-for-byte equality with what `serve` answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import json
@@ -17,7 +18,7 @@ import pytest
 
 from builder.errors import BuildError
 from builder.serve.site import HEADERS_NAME, build_site, format_report, is_site
-from builder.serve.web_assets import RUNTIME_WHEEL_URL, VENDOR, WebLayout, runtime_zip
+from builder.serve.web_assets import BENCH_VENDOR, RUNTIME_WHEEL_URL, VENDOR, WebLayout
 from builder.serve.wheels import runtime_wheel
 from conftest import ROOT
 from runtime_py.errors import BundleError, IntentKitError
@@ -34,9 +35,11 @@ EXPECTED_OWN = {
     "index.html", "app.js", "style.css", "logo.png", "img/icon.svg",
     "web/router.js", "web/text.mjs",
     "bundle/manifest.json", "bundle/bow.json", "bundle/onnx/model_quantized.onnx", "bundle/vocab.txt",
-    "py/runtime_py.zip", RUNTIME_WHEEL_URL, HEADERS_NAME,
+    RUNTIME_WHEEL_URL, HEADERS_NAME,
 }  # fmt: skip
-EXPECTED_VENDOR = {f"vendor/{package}/{name}" for package, spec in VENDOR.items() for name in spec.files}
+EXPECTED_VENDOR = {f"vendor/{package}/{name}" for package, spec in VENDOR.items() for name in spec.files if package != BENCH_VENDOR}
+# --bench: the benchmark page and transformers.js, which it compares with
+EXPECTED_BENCH = {"bench.html"} | {f"vendor/{BENCH_VENDOR}/{name}" for name in VENDOR[BENCH_VENDOR].files}
 
 
 def listing(folder: Path) -> set[str]:
@@ -45,7 +48,8 @@ def listing(folder: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory, small_bundle: Path) -> WebLayout:
-    return make_layout(tmp_path_factory.mktemp("web"), small_bundle)
+    """As `site` lays it out by default: without the benchmark page."""
+    return dataclasses.replace(make_layout(tmp_path_factory.mktemp("web"), small_bundle), bench=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,6 @@ def test_files_are_copies_of_their_sources(site: Path, layout: WebLayout) -> Non
     assert (site / "web/router.js").read_bytes() == (layout.web / "router.js").read_bytes()
     assert (site / "vendor/ort/ort-wasm-simd-threaded.wasm").read_bytes() == layout.vendor_source("ort", "ort-wasm-simd-threaded.wasm").read_bytes()
     assert (site / "bundle/manifest.json").read_bytes() == (layout.bundle / "manifest.json").read_bytes()
-    assert (site / "py/runtime_py.zip").read_bytes() == runtime_zip(layout.runtime_package)
     assert (site / RUNTIME_WHEEL_URL).read_bytes() == runtime_wheel(layout.runtime_package).read_bytes()
 
 
@@ -93,6 +96,12 @@ def test_headers_file(site: Path) -> None:
     assert blocks["/*.wasm"] == {"Content-Type": "application/wasm"}
     assert blocks["/*.mjs"]["Content-Type"].startswith("text/javascript")
     assert blocks["/vendor/*"] == {"Cache-Control": "public, max-age=3600"}
+
+
+def test_the_benchmark_page_only_on_request(tmp_path: Path, layout: WebLayout) -> None:
+    out = tmp_path / "bench"
+    build_site(WebLayout(**{**layout.__dict__, "bench": True}), out)
+    assert listing(out) == EXPECTED_OWN | EXPECTED_VENDOR | EXPECTED_BENCH
 
 
 def test_fp32_only_on_request(tmp_path: Path, layout: WebLayout) -> None:

@@ -16,7 +16,7 @@ from runtime_py.errors import BundleError
 
 from ..atomic import refuse_foreign_dir, staged_dir
 from ..errors import BuildError
-from .web_assets import Resolved, WebLayout, bundle_paths, headers_file, require_assets, runtime_zip, webgl_roles
+from .web_assets import Resolved, WebLayout, bundle_paths, headers_file, require_assets, webgl_roles
 
 HEADERS_NAME = "_headers"
 MIB = 1 << 20
@@ -104,10 +104,7 @@ def build_site(layout: WebLayout, out: Path, force: bool = False, max_file_mib: 
     with staged_dir(out) as stage:
         for item in items:
             target = stage / item.url
-            if item.path is None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(runtime_zip(layout.runtime_package))
-            elif item.url == f"bundle/{MANIFEST_NAME}" and site_manifest is not None:
+            if item.url == f"bundle/{MANIFEST_NAME}" and site_manifest is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(site_manifest)
             else:

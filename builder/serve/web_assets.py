@@ -107,6 +107,10 @@ BACKEND_FILES = {
     "webgl": frozenset({"ort.webgl.min.mjs"}),
 }
 
+# The benchmark page (`builder bench`) and what only it loads: `site` leaves them out unless --bench.
+BENCH_FILES = frozenset({"bench.html", "bench.js", "bench-tjs-worker.js"})
+BENCH_VENDOR = "transformers"
+
 RUNTIME_ZIP_URL = "py/runtime_py.zip"
 RUNTIME_WHEEL_URL = f"py/{runtime_wheel_name()}"
 # Roles a browser never loads: the fused graph runs on native onnxruntime only.
@@ -197,6 +201,7 @@ class WebLayout:
     # /web/worker.js is the esbuild bundle of the worker's module graph (builder/serve/web_bundle.py);
     # False serves the source modules as they are (for debugging them).
     bundle_js: bool = True
+    bench: bool = True  # the benchmark page and transformers.js (BENCH_FILES, BENCH_VENDOR)
     reference: Path | None = None  # a transformers.js model folder served at /reference/ (bench --tjs-reference)
 
     def vendor_source(self, package: str, name: str) -> Path:
@@ -244,6 +249,8 @@ class WebLayout:
                 return None
             if any(rest[1] in names for backend, names in BACKEND_FILES.items() if backend not in self.backends):
                 return None
+            if rest[0] == BENCH_VENDOR and not self.bench:
+                return None
             root, candidate, cache = self.node_modules / VENDOR[rest[0]].folder, self.vendor_source(*rest), "vendor"
         elif head == "web":
             if not _web_allowed(rest):
@@ -266,7 +273,7 @@ class WebLayout:
             if rel == RUNTIME_WHEEL_URL:  # revalidated: an edited runtime_py keeps its version number
                 return Resolved(rel, runtime_wheel(self.runtime_package), media_type(rel), "revalidate")
             return Resolved(rel, None, media_type(rel), "vendor") if rel == RUNTIME_ZIP_URL else None
-        elif _static_allowed(parts) and not rel.lower().endswith(".md"):
+        elif _static_allowed(parts) and not rel.lower().endswith(".md") and (self.bench or rel not in BENCH_FILES):
             root, candidate, cache = self.static, self.static.joinpath(*parts), "revalidate"
         else:
             return None
@@ -274,7 +281,7 @@ class WebLayout:
         return Resolved(rel, real, media_type(rel), cache) if real else None
 
     def files(self, manifest: Manifest) -> Iterator[Resolved]:
-        """Every file the site folder holds (the runtime zip with ``path`` None), by URL."""
+        """Every file the site folder holds, by URL (not the runtime zip, which no page loads)."""
         candidates: list[str] = []
         for root, prefix in ((self.static, ""), (self.web, "web/")):
             if root.is_dir():
@@ -283,7 +290,7 @@ class WebLayout:
                         candidates.append(prefix + path.relative_to(root).as_posix())
         candidates += [f"vendor/{package}/{name}" for package, spec in VENDOR.items() for name in spec.files]
         candidates += [f"bundle/{path}" for path in bundle_paths(manifest, self.with_fp32, "webgl" in self.backends)]
-        candidates += [RUNTIME_ZIP_URL, RUNTIME_WHEEL_URL]
+        candidates.append(RUNTIME_WHEEL_URL)
         for url in candidates:
             resolved = self.resolve("/" + url, manifest)
             if resolved is not None:
